@@ -1,0 +1,28 @@
+"""Attention blocks for convolutional feature maps, behind one name registry.
+
+Every block is built as ``Block(channels, *, options...)`` and maps
+(B, C, H, W) -> (B, C, H, W). ``create_attention("lga", 96, num_heads=6)``.
+"""
+
+from . import cbam, eca, identity, se  # noqa: F401  (modules register their blocks)
+from .lga import LocalGlobalAttention
+from .lga_reference import LocalGlobalAttentionReference
+from .registry import (
+    attention_options,
+    create_attention,
+    get_attention_class,
+    list_attentions,
+    register_attention,
+    register_attention_preset,
+)
+
+__all__ = [
+    "LocalGlobalAttention",
+    "LocalGlobalAttentionReference",
+    "attention_options",
+    "create_attention",
+    "get_attention_class",
+    "list_attentions",
+    "register_attention",
+    "register_attention_preset",
+]

@@ -1,0 +1,14 @@
+"""No attention: the baseline every block is compared against."""
+
+from torch import nn
+
+from .registry import register_attention
+
+
+@register_attention("none")
+class NoAttention(nn.Identity):
+    """Identity. Shape: (B, C, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels

@@ -1,0 +1,77 @@
+"""Name -> attention block class, with errors that list what is valid.
+
+Every registered block is built as ``Block(channels, **options)``: channels first,
+keyword-only options after. ``create_attention`` checks the options against the
+constructor's signature so a mistyped option names itself and lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, Tuple, Type
+
+from torch import nn
+
+# name -> (class, options fixed by that name)
+_ATTENTION: Dict[str, Tuple[Type[nn.Module], Dict[str, Any]]] = {}
+
+
+def register_attention(name: str) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
+    """Class decorator: make ``name`` resolve to the decorated block."""
+
+    def decorator(cls: Type[nn.Module]) -> Type[nn.Module]:
+        _register(name, cls, {})
+        return cls
+
+    return decorator
+
+
+def register_attention_preset(name: str, base: str, **fixed: Any) -> None:
+    """Make ``name`` mean block ``base`` with ``fixed`` options (e.g. LGA's ablations)."""
+    cls, base_fixed = _ATTENTION[base]
+    _register(name, cls, {**base_fixed, **fixed})
+
+
+def _register(name: str, cls: Type[nn.Module], fixed: Dict[str, Any]) -> None:
+    if name in _ATTENTION and _ATTENTION[name] != (cls, fixed):
+        raise ValueError(f"attention {name!r} is already registered to {_ATTENTION[name][0].__name__}")
+    _ATTENTION[name] = (cls, fixed)
+
+
+def list_attentions() -> list[str]:
+    return sorted(_ATTENTION)
+
+
+def _lookup(name: str) -> Tuple[Type[nn.Module], Dict[str, Any]]:
+    try:
+        return _ATTENTION[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown attention {name!r}; valid names: {', '.join(list_attentions())}"
+        ) from None
+
+
+def get_attention_class(name: str) -> Type[nn.Module]:
+    return _lookup(name)[0]
+
+
+def attention_options(name: str) -> Dict[str, inspect.Parameter]:
+    """The keyword options block ``name`` accepts (after ``channels``, less those it fixes)."""
+    cls, fixed = _lookup(name)
+    params = inspect.signature(cls.__init__).parameters
+    return {
+        k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in fixed
+    }
+
+
+def create_attention(name: str, channels: int, **options) -> nn.Module:
+    """Build attention block ``name`` for a ``channels``-channel feature map."""
+    valid = attention_options(name)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValueError(
+            f"attention {name!r} has no option(s) {', '.join(unknown)}; "
+            f"valid options: {', '.join(valid) or '(none)'}"
+        )
+    cls, fixed = _lookup(name)
+    return cls(channels, **fixed, **options)

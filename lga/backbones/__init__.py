@@ -1,0 +1,7 @@
+"""Backbones that take any registered attention block (see ``lga.attention``)."""
+
+from .base import Backbone
+from .mobilenetv3 import MobileNetV3
+from .registry import create_backbone, list_backbones, register_backbone
+
+__all__ = ["Backbone", "MobileNetV3", "create_backbone", "list_backbones", "register_backbone"]

@@ -1,0 +1,88 @@
+"""MobileNetV3 backbone with attention slots (torchvision's inverted residual blocks).
+
+Howard et al., "Searching for MobileNetV3", ICCV 2019.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Mapping
+
+from torch import nn
+from torchvision.models.mobilenetv3 import InvertedResidual, _mobilenet_v3_conf
+from torchvision.ops.misc import Conv2dNormActivation
+
+from ..attention import create_attention
+from .base import Backbone
+from .registry import register_backbone
+
+VARIANTS = ("small", "large")
+
+
+@register_backbone("mobilenetv3")
+class MobileNetV3(Backbone):
+    """MobileNetV3 feature extractor (stem + inverted-residual stages).
+
+    The final 1x1 expansion conv of the classifier network is left to the head, so
+    the last stage has the narrow width (96 for small, 160 for large at width 1.0)
+    where an attention block is cheap, as in the LGA paper.
+
+    Args:
+        variant: ``small`` or ``large``.
+        width_mult: channel multiplier (torchvision's rounding to multiples of 8).
+        in_chans: input channels (1 for MNIST-like data).
+        stem_stride: stride of the first conv. 2 is ImageNet's; 1 keeps 28x28 or
+            32x32 inputs from collapsing to 1x1 at the last stage.
+        attention: registered attention name; ``attention_options`` its options.
+        placement: ``last`` (default, the paper's), ``stages``, or ``se`` (the
+            attention block replaces each block's own squeeze-excitation).
+        num_outputs: how many of the coarsest stage maps ``forward`` returns.
+    Shape: (B, in_chans, H, W) -> OrderedDict of (B, C_i, H / s_i, W / s_i).
+    """
+
+    def __init__(
+        self,
+        *,
+        variant: str = "small",
+        width_mult: float = 1.0,
+        in_chans: int = 3,
+        stem_stride: int = 2,
+        attention: str = "none",
+        attention_options: Mapping[str, Any] | None = None,
+        placement: str = "last",
+        num_outputs: int = 3,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown MobileNetV3 variant {variant!r}; valid: {', '.join(VARIANTS)}")
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+        settings, _ = _mobilenet_v3_conf(f"mobilenet_v3_{variant}", width_mult=width_mult)
+        # torchvision's momentum 0.01 suits long ImageNet schedules; on short runs the
+        # running statistics lag far behind and evaluation collapses to chance
+        norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.1)
+        if placement == "se":
+            options = dict(attention_options or {})
+            se_layer = lambda channels, _squeeze: create_attention(attention, channels, **options)  # noqa: E731
+        else:
+            se_layer = None
+
+        self.stem = Conv2dNormActivation(
+            in_chans, settings[0].input_channels, 3, stride=stem_stride, norm_layer=norm, activation_layer=nn.Hardswish
+        )
+        stages, channels, strides, stride = [], [], [], stem_stride
+        for cfg in settings:
+            if cfg.stride > 1 or not stages:
+                stages.append([])
+                stride *= cfg.stride
+                strides.append(stride)
+                channels.append(cfg.out_channels)
+            block = InvertedResidual(cfg, norm) if se_layer is None else InvertedResidual(cfg, norm, se_layer)
+            stages[-1].append(block)
+            channels[-1] = cfg.out_channels
+        self.stages = nn.ModuleList(nn.Sequential(*blocks) for blocks in stages)
+        self.stage_channels, self.stage_strides = channels, strides
+        self._build_attention(attention, attention_options, placement, num_outputs)
+
+    def extra_placements(self):
+        return ("se",)

@@ -1,0 +1,197 @@
+"""Config schemas, registered in Hydra's ConfigStore so bad configs fail at compose time.
+
+Fixed groups (trainer, logger, paths, model) have hand-written dataclasses. Groups
+whose options map to constructors (attention, backbone, dataset, optimizer,
+scheduler) get one schema per option generated from the constructor's signature,
+so a mistyped option or a wrong type is caught before anything is built, and a new
+block's schema exists as soon as the block is registered. Each option yaml names
+its schema in its defaults list: ``- /schema/<group>/<name>@_here_``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import typing
+from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence as AbcSequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class LoggerBackend(enum.Enum):
+    wandb = "wandb"
+    csv = "csv"
+    none = "none"
+
+
+class WandbMode(enum.Enum):
+    auto = "auto"  # online when an API key and the server are there, offline otherwise
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+@dataclass
+class LoggerConfig:
+    backend: LoggerBackend = LoggerBackend.wandb
+    project: str = "lga"
+    entity: Optional[str] = None
+    mode: WandbMode = WandbMode.auto
+    group: Optional[str] = None  # default: the sweep's (or single run's) directory name
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING
+    data_dir: str = MISSING
+    log_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class TrainerConfig:
+    """The Lightning Trainer arguments lga exposes (typed; ints or fractions where Lightning takes both)."""
+
+    max_epochs: int = 10
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    precision: Any = "32-true"
+    deterministic: Any = "warn"
+    limit_train_batches: Any = 1.0
+    limit_val_batches: Any = 1.0
+    limit_test_batches: Any = 1.0
+    val_check_interval: Any = 1.0
+    check_val_every_n_epoch: int = 1
+    num_sanity_val_steps: int = 2
+    fast_dev_run: Any = False
+    log_every_n_steps: int = 10
+    gradient_clip_val: Optional[float] = None
+    accumulate_grad_batches: int = 1
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = True
+
+
+@dataclass
+class ModelConfig:
+    head_channels: int = 0
+    dropout: float = 0.0
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    task: str = "classification"
+    seed: int = 0
+    tags: List[str] = field(default_factory=list)
+    test: bool = True  # evaluate the best checkpoint on the test set after training
+    dataset: Any = MISSING
+    backbone: Any = MISSING
+    attention: Any = MISSING
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: Any = MISSING
+    scheduler: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+# -- schemas generated from constructors ------------------------------------------------
+
+
+def _config_type(annotation: Any) -> Any:
+    """The closest type OmegaConf can check for a constructor annotation."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation in (int, float, bool, str):
+        return annotation
+    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1 and type(None) in args:
+            return Optional[_config_type(inner[0])]
+        return Any
+    if origin in (list, tuple, AbcSequence) and args and args[0] in (int, float, bool, str):
+        return List[args[0]]
+    if origin in (dict, AbcMapping):
+        return Dict[str, Any]
+    return Any
+
+
+def schema_from_signature(
+    name: str,
+    fn: Callable,
+    *,
+    skip: tuple[str, ...] = (),
+    only: Optional[typing.Collection[str]] = None,
+    head: tuple[tuple[str, Any, Any], ...] = (),
+) -> type:
+    """A dataclass with ``head`` fields, then one field per keyword parameter of ``fn``
+    (all but ``skip``, or just those in ``only``)."""
+    hints = typing.get_type_hints(fn)
+    fields = [(n, t, field(default=d)) for n, t, d in head]
+    for pname, param in inspect.signature(fn).parameters.items():
+        if pname in skip or pname == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if only is not None and pname not in only:
+            continue
+        if param.kind is param.POSITIONAL_ONLY or (param.kind is param.POSITIONAL_OR_KEYWORD and param.default is param.empty):
+            continue  # positional inputs (channels, params, ...) are filled in by code, not config
+        default = MISSING if param.default is param.empty else param.default
+        ftype = _config_type(hints.get(pname, Any))
+        if isinstance(default, (list, tuple, dict)):
+            default = field(default_factory=lambda d=default: list(d) if not isinstance(d, dict) else dict(d))
+        else:
+            default = field(default=default)
+        fields.append((pname, ftype, default))
+    return dataclasses.make_dataclass(name, fields)
+
+
+def _target_head(target: Callable, partial: bool = False) -> tuple:
+    path = f"{target.__module__}.{target.__qualname__}"
+    head = (("_target_", str, path),)
+    return head + ((("_partial_", bool, True),) if partial else ())
+
+
+def register_configs() -> None:
+    """Store every schema in Hydra's ConfigStore (idempotent)."""
+    import torch
+
+    from .attention import attention_options, get_attention_class, list_attentions
+    from .backbones.registry import _BACKBONES
+    from .data import IDXClassificationDataModule
+    from .models import schedules
+
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for name in list_attentions():
+        node = schema_from_signature(
+            f"{name}_schema", get_attention_class(name).__init__, only=attention_options(name), head=(("name", str, name),)
+        )
+        cs.store(group="schema/attention", name=name, node=node)
+    for name, cls in _BACKBONES.items():
+        node = schema_from_signature(
+            f"{name}_schema", cls.__init__, skip=("in_chans", "attention", "attention_options"), head=(("name", str, name),)
+        )
+        cs.store(group="schema/backbone", name=name, node=node)
+    cs.store(
+        group="schema/dataset",
+        name="idx_classification",
+        node=schema_from_signature("idx_dataset_schema", IDXClassificationDataModule.__init__, head=_target_head(IDXClassificationDataModule)),
+    )
+    for optim in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
+        node = schema_from_signature(f"{optim.__name__}_schema", optim.__init__, skip=("params",), head=_target_head(optim, partial=True))
+        cs.store(group="schema/optimizer", name=optim.__name__.lower(), node=node)
+    for sched in (schedules.warmup_cosine, schedules.constant):
+        node = schema_from_signature(f"{sched.__name__}_schema", sched, skip=("optimizer", "total_steps"), head=_target_head(sched, partial=True))
+        cs.store(group="schema/scheduler", name=sched.__name__, node=node)
+
+
+if not OmegaConf.has_resolver("lga.root"):
+    OmegaConf.register_new_resolver("lga.root", lambda: str(REPO_ROOT))

@@ -1,0 +1,131 @@
+"""LightningModule for image classification on any backbone + attention."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.optim import Optimizer
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from ..attention.lga_reference import LocalGlobalAttentionBase
+from .cost import count_flops, count_params
+from .heads import ClassificationHead
+
+SPLITS = ("train", "val", "test")
+
+
+class ClassificationModule(L.LightningModule):
+    """Backbone -> (attention inside the backbone) -> classification head, cross-entropy.
+
+    Logs ``{train,val,test}/{loss,top1,top5}`` (accuracy as a fraction), ``val/top1_best``,
+    the model's parameters and GFLOPs once, and for LGA blocks ``a_local``,
+    ``a_global`` and the mean scale weights every validation epoch.
+
+    Args:
+        backbone: a :class:`lga.backbones.Backbone`.
+        num_classes: outputs.
+        optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``).
+        scheduler: ``(optimizer, total_steps=) -> LRScheduler`` stepped every batch, or None.
+        head_channels, dropout: see :class:`lga.models.heads.ClassificationHead`.
+        label_smoothing: of the cross-entropy.
+        input_shape: (C, H, W) used to count FLOPs.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        *,
+        optimizer: Callable[..., Optimizer],
+        scheduler: Optional[Callable[..., torch.optim.lr_scheduler.LRScheduler]] = None,
+        head_channels: int = 0,
+        dropout: float = 0.0,
+        label_smoothing: float = 0.0,
+        input_shape: tuple[int, int, int] = (1, 32, 32),
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
+        self.backbone = backbone
+        self.head = ClassificationHead(
+            backbone.out_channels[-1], num_classes, hidden_channels=head_channels, dropout=dropout
+        )
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        top_k = min(5, num_classes)
+        accuracy = lambda k: MulticlassAccuracy(num_classes, top_k=k, average="micro")  # noqa: E731
+        self.metrics = nn.ModuleDict(
+            {f"{split}_acc": MetricCollection({"top1": accuracy(1), f"top{top_k}": accuracy(top_k)}) for split in SPLITS}
+        )  # keys carry a suffix: a plain "train" would shadow Module.train
+        self.losses = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in SPLITS})
+        self.val_top1_best = MaxMetric()
+        self.lga_blocks = {name: m for name, m in self.named_modules() if isinstance(m, LocalGlobalAttentionBase)}
+        # mean scale weights of each LGA block, recorded during validation only
+        self._scale_means: dict[str, list[torch.Tensor]] = {}
+        for name, block in self.lga_blocks.items():
+            if block.scale_weight is not None:
+                block.register_forward_pre_hook(lambda mod, args, name=name: self._record_scale_weights(name, mod, args[0]))
+        self.cost = {
+            "params": count_params(self),
+            "flops": count_flops(self, (1, *input_shape)),
+        }
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)[str(len(self.backbone.out_channels) - 1)])
+
+    def _step(self, batch, split: str) -> torch.Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        self.losses[f"{split}_loss"](loss)
+        self.metrics[f"{split}_acc"].update(logits, labels)
+        on_step = split == "train"
+        self.log(f"{split}/loss", self.losses[f"{split}_loss"], on_step=on_step, on_epoch=True, prog_bar=True)
+        for name, metric in self.metrics[f"{split}_acc"].items():
+            self.log(f"{split}/{name}", metric, on_step=False, on_epoch=True, prog_bar=name == "top1")
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    # -- reporting ----------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        self.val_top1_best.reset()  # drop what the sanity check recorded
+
+    def on_fit_start(self) -> None:
+        for logger in self.loggers:
+            logger.log_metrics({"model/params_M": self.cost["params"] / 1e6, "model/gflops": self.cost["flops"] / 1e9}, step=0)
+
+    def _record_scale_weights(self, name: str, block: LocalGlobalAttentionBase, x: torch.Tensor) -> None:
+        trainer = self._trainer
+        if trainer is not None and trainer.validating and not trainer.sanity_checking:
+            with torch.no_grad():
+                self._scale_means.setdefault(name, []).append(block.scale_weights(x).mean((0, 2, 3)))
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_top1_best(self.metrics["val_acc"]["top1"].compute())
+        self.log("val/top1_best", self.val_top1_best.compute(), prog_bar=False)
+        for name, block in self.lga_blocks.items():
+            prefix = f"lga/{name.replace('.', '/')}"
+            a_local, a_global = block.fusion_weights()
+            self.log(f"{prefix}/a_local", a_local.detach())
+            self.log(f"{prefix}/a_global", a_global.detach())
+            if self._scale_means.get(name):
+                for i, w in enumerate(torch.stack(self._scale_means.pop(name)).mean(0)):
+                    self.log(f"{prefix}/scale_w{i}", w)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

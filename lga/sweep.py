@@ -1,0 +1,100 @@
+"""The sweep summary: one row per job, written when a multirun ends (CSV and Markdown)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from .train import RESULT_FILE
+from .utils import write_atomic
+
+log = logging.getLogger(__name__)
+
+COLUMNS = [
+    "job", "dataset", "backbone", "attention", "seed", "test_top1", "test_top5",
+    "val_top1_best", "params_M", "gflops", "train_time_s", "status", "error",
+]  # fmt: skip
+
+
+def _job_dirs(sweep_dir: Path) -> list[Path]:
+    """Job directories (those Hydra wrote a config into), in job order."""
+    dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/config.yaml")]
+    return sorted(dirs, key=lambda d: (len(d.name), d.name))
+
+
+def _row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
+    result_file = job_dir / RESULT_FILE
+    if result_file.is_file():
+        result = json.loads(result_file.read_text())
+    else:  # killed before it could record anything
+        cfg = OmegaConf.load(job_dir / ".hydra/config.yaml")
+        result = {
+            "dataset": cfg.dataset.name, "backbone": cfg.backbone.name, "attention": cfg.attention.name,
+            "seed": cfg.seed, "status": "incomplete", "error": "no result.json: the job was killed or is still running",
+        }  # fmt: skip
+    metrics = result.get("metrics", {})
+    percent = lambda key: round(100 * metrics[key], 2) if key in metrics else None  # noqa: E731
+    return {
+        "job": str(job_dir.relative_to(sweep_dir)),
+        **{k: result.get(k) for k in ("dataset", "backbone", "attention", "seed")},
+        "test_top1": percent("test/top1"),
+        "test_top5": percent("test/top5"),
+        "val_top1_best": percent("val/top1_best"),
+        "params_M": round(result["params"] / 1e6, 4) if "params" in result else None,
+        "gflops": round(result["flops"] / 1e9, 4) if "flops" in result else None,
+        "train_time_s": result.get("train_time_s"),
+        "status": result.get("status"),
+        "error": result.get("error", ""),
+    }
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    sweep_dir = Path(sweep_dir)
+    return [_row(d, sweep_dir) for d in _job_dirs(sweep_dir)]
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(r[c]) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """Write ``summary.csv`` and ``summary.md`` into ``sweep_dir``; return the rows."""
+    sweep_dir = Path(sweep_dir)
+    rows = collect(sweep_dir)
+    write_atomic(sweep_dir / "summary.csv", to_csv(rows))
+    write_atomic(sweep_dir / "summary.md", to_markdown(rows))
+    return rows
+
+
+class SweepSummary(Callback):
+    """Hydra callback: summarise the sweep when it ends; exit non-zero if any job failed."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = write_summary(sweep_dir)
+        log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", to_markdown(rows))
+        bad = [r for r in rows if r["status"] != "ok"]
+        if bad:
+            sys.exit(f"{len(bad)} of {len(rows)} jobs did not finish; see {sweep_dir / 'summary.md'}")

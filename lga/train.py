@@ -1,0 +1,144 @@
+"""Build a run from its config, train, test, and record the result for the sweep summary."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from .backbones import create_backbone
+from .loggers import build_loggers, finish_loggers
+from .models import ClassificationModule
+from .utils import LGAError, write_json
+
+log = logging.getLogger(__name__)
+RESULT_FILE = "result.json"
+
+
+def describe(cfg: DictConfig) -> dict[str, Any]:
+    """The axes a sweep varies, as they appear in names, tags and the summary."""
+    return {
+        "dataset": cfg.dataset.name,
+        "backbone": cfg.backbone.name,
+        "attention": cfg.attention.name,
+        "seed": int(cfg.seed),
+    }
+
+
+def build_model(cfg: DictConfig, datamodule) -> ClassificationModule:
+    """Backbone with the configured attention + head; raises LGAError on bad options."""
+    backbone_opts = {k: v for k, v in OmegaConf.to_container(cfg.backbone, resolve=True).items() if k != "name"}
+    attention_opts = {k: v for k, v in OmegaConf.to_container(cfg.attention, resolve=True).items() if k != "name"}
+    try:
+        backbone = create_backbone(
+            cfg.backbone.name,
+            in_chans=datamodule.in_chans,
+            attention=cfg.attention.name,
+            attention_options=attention_opts,
+            **backbone_opts,
+        )
+    except ValueError as err:  # constructor checks: heads not dividing channels, even kernels, ...
+        raise LGAError(f"cannot build backbone={cfg.backbone.name} with attention={cfg.attention.name}: {err}") from None
+    return ClassificationModule(
+        backbone,
+        datamodule.num_classes,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=instantiate(cfg.scheduler),
+        input_shape=(datamodule.in_chans, datamodule.image_size, datamodule.image_size),
+        **cfg.model,
+    )
+
+
+def _sweep_identity() -> tuple[str, str]:
+    """(W&B group, run id): the sweep directory's name groups every job of a multirun."""
+    hc = HydraConfig.get()
+    if hc.mode == RunMode.MULTIRUN:
+        group = Path(hc.sweep.dir).name
+        return group, f"{group}-{hc.job.num}"
+    group = Path(hc.run.dir).name
+    return group, group
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one configuration; returns its metrics and cost."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    axes = describe(cfg)
+    datamodule = instantiate(cfg.dataset)  # cheap: files are read in setup()
+    model = build_model(cfg, datamodule)
+
+    group, run_id = _sweep_identity()
+    run_name = "-".join(f"{v}" for k, v in axes.items() if k != "seed") + f"-s{axes['seed']}"
+    loggers = build_loggers(
+        cfg.logger,
+        save_dir=output_dir,
+        run_name=run_name,
+        group=group,
+        tags=[axes["dataset"], axes["backbone"], axes["attention"], f"seed{axes['seed']}", *cfg.tags],
+        config=OmegaConf.to_container(cfg, resolve=True),
+        run_id=re.sub(r"[^A-Za-z0-9_-]", "-", run_id),
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=output_dir / "checkpoints", monitor="val/top1", mode="max", save_last=True, filename="best"
+    )
+    callbacks = [checkpoint] + ([LearningRateMonitor(logging_interval="epoch")] if loggers else [])
+    trainer = L.Trainer(
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        logger=loggers or False,
+        callbacks=callbacks,
+        default_root_dir=str(output_dir),
+    )
+    try:
+        start = time.perf_counter()
+        trainer.fit(model, datamodule=datamodule)
+        train_time = time.perf_counter() - start
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.test:
+            ckpt = "best" if checkpoint.best_model_path else None
+            for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+                metrics.update({k: float(v) for k, v in result.items()})
+    finally:
+        finish_loggers(loggers)
+    return {
+        **axes,
+        "metrics": metrics,
+        "params": model.cost["params"],
+        "flops": model.cost["flops"],
+        "train_time_s": round(train_time, 2),
+    }
+
+
+def run(cfg: DictConfig) -> dict[str, Any] | None:
+    """Hydra task: train, and write ``result.json`` (ok or failed) in the run directory.
+
+    In a multirun a failed job is recorded and the sweep goes on (the summary lists it
+    and the sweep exits non-zero). In a single run an input error ends the program with
+    its message alone; any other exception propagates with its traceback.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    record = {**describe(cfg), "overrides": list(HydraConfig.get().overrides.task)}
+    try:
+        result = train(cfg)
+    except Exception as err:
+        message = str(err) if isinstance(err, LGAError) else f"{type(err).__name__}: {err}"
+        write_json(output_dir / RESULT_FILE, {**record, "status": "failed", "error": message})
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            log.error("job failed: %s\n%s", message, traceback.format_exc())
+            return None
+        if isinstance(err, LGAError):
+            raise SystemExit(f"error: {message}") from None
+        raise
+    write_json(output_dir / RESULT_FILE, {**record, **result, "status": "ok"})
+    top1 = result["metrics"].get("test/top1")
+    log.info("%s: test top-1 %s", record, "n/a" if top1 is None else f"{100 * top1:.2f}%")
+    return result
