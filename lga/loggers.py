@@ -69,8 +69,12 @@ def build_loggers(
     ]
 
 
-def finish_loggers(loggers: list[Logger]) -> None:
-    """Close each W&B run so the next job of a sweep starts a new one."""
+def finish_loggers(loggers: list[Logger], *, failed: bool) -> None:
+    """Close each W&B run so the next job of a sweep starts a new one.
+
+    A job that failed before W&B started still gets its run, marked failed, so the
+    W&B workspace shows every job of the sweep.
+    """
     for logger in loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is not None:
-            logger.experiment.finish()
+        if isinstance(logger, WandbLogger):
+            logger.experiment.finish(exit_code=1 if failed else 0)

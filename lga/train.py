@@ -98,6 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         callbacks=callbacks,
         default_root_dir=str(output_dir),
     )
+    failed = True
     try:
         start = time.perf_counter()
         trainer.fit(model, datamodule=datamodule)
@@ -107,8 +108,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             ckpt = "best" if checkpoint.best_model_path else None
             for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
                 metrics.update({k: float(v) for k, v in result.items()})
+        failed = False
     finally:
-        finish_loggers(loggers)
+        finish_loggers(loggers, failed=failed)
     return {
         **axes,
         "metrics": metrics,
@@ -133,7 +135,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         message = str(err) if isinstance(err, LGAError) else f"{type(err).__name__}: {err}"
         write_json(output_dir / RESULT_FILE, {**record, "status": "failed", "error": message})
         if HydraConfig.get().mode == RunMode.MULTIRUN:
-            log.error("job failed: %s\n%s", message, traceback.format_exc())
+            log.error("job failed: %s%s", message, "" if isinstance(err, LGAError) else "\n" + traceback.format_exc())
             return None
         if isinstance(err, LGAError):
             raise SystemExit(f"error: {message}") from None

@@ -63,14 +63,16 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
 
         # convs in channels_last (fast on CPU); attention on an NCHW copy, per branch
         a_local, a_global = self.fusion_weights()
-        fused = 0
+        fused, residual = 0, 0  # residual: total weight of the raw input added back by the branches
         if self.local_dw:
             coef = a_local / len(self.local_dw)
             for dw, qkv in zip(self.local_dw, self.local_qkv):
                 fused = fused + coef * self._attend(qkv(dw(y)))
+            residual = residual + a_local
         if self.global_dw is not None:
             fused = fused + a_global * self._attend(self.global_qkv(self.global_dw(y)))
-        fused = fused + (a_local * bool(self.local_dw) + a_global * (self.global_dw is not None)) * x
+            residual = residual + a_global
+        fused = fused + residual * x
         return self.out_proj(fused.contiguous(memory_format=torch.channels_last))
 
 

@@ -40,7 +40,8 @@ class IDXClassificationDataModule(L.LightningDataModule):
         num_classes: number of labels.
         image_size: side the model sees; ``resize_mode`` ``pad`` (centre zero-pad,
             no resampling) or ``resize`` (bilinear).
-        val_size: training images held out for validation (fixed by ``split_seed``).
+        val_size: training images held out for validation (fixed by ``split_seed``):
+            below 1 a fraction of the training set, from 1 up a count.
         mean, std: normalisation of [0, 1] pixels.
     """
 
@@ -54,7 +55,7 @@ class IDXClassificationDataModule(L.LightningDataModule):
         num_classes: int = 10,
         image_size: int = 32,
         resize_mode: str = "pad",
-        val_size: int = 500,
+        val_size: float = 0.1,
         split_seed: int = 0,
         batch_size: int = 128,
         eval_batch_size: int = 500,
@@ -131,10 +132,11 @@ class IDXClassificationDataModule(L.LightningDataModule):
                 raise DatasetFileError(
                     f"dataset {self.name!r} {split}: images {tuple(x.shape)} and labels {tuple(y.shape)} do not match"
                 )
-        if not 0 < self.val_size < len(images):
-            raise ValueError(f"val_size must be between 1 and {len(images) - 1}, got {self.val_size}")
+        n_val = round(self.val_size * len(images)) if self.val_size < 1 else int(self.val_size)
+        if not 0 < n_val < len(images):
+            raise ValueError(f"val_size={self.val_size} leaves no training or no validation images out of {len(images)}")
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
-        val_idx, train_idx = order[: self.val_size], order[self.val_size :]
+        val_idx, train_idx = order[:n_val], order[n_val:]
         images, test_images = images.unsqueeze(1), test_images.unsqueeze(1)
         labels, test_labels = labels.long(), test_labels.long()
         self.data = {

@@ -1,0 +1,147 @@
+import pytest
+import torch
+
+from lga.attention import (
+    LocalGlobalAttention,
+    LocalGlobalAttentionReference,
+    attention_options,
+    create_attention,
+    list_attentions,
+)
+
+ALL = list_attentions()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_block_keeps_shape_and_trains(name):
+    torch.manual_seed(0)
+    block = create_attention(name, 24, **({"num_heads": 4} if "num_heads" in attention_options(name) else {}))
+    x = torch.randn(2, 24, 9, 7, requires_grad=True)
+    y = block(x)
+    assert y.shape == x.shape
+    y.square().mean().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    for p in block.parameters():
+        if p.grad is not None:
+            assert torch.isfinite(p.grad).all()
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown attention 'lgaa'; valid names: .*cbam.*lga.*se"):
+        create_attention("lgaa", 16)
+
+
+def test_unknown_option_lists_valid_options():
+    with pytest.raises(ValueError, match="has no option.*num_head\\b.*valid options: num_heads"):
+        create_attention("lga", 12, num_head=4)
+    # presets fix their own options: `la` is LGA with branches="local"
+    with pytest.raises(ValueError, match="attention 'la' has no option"):
+        create_attention("la", 12, branches="both")
+    assert create_attention("la", 12).branches == "local"
+    assert create_attention("ga", 12).branches == "global"
+
+
+# -- LGA: fast implementation against the reference --------------------------------
+
+SHAPES = [(2, 12, 14, 14), (2, 12, 7, 9), (3, 12, 3, 3), (2, 12, 1, 1), (1, 12, 16, 5)]
+OPTIONS = [
+    {},
+    {"branches": "local"},
+    {"branches": "global"},
+    {"fusion": "softmax"},
+    {"num_scales": 0, "pos_embed": False},
+    {"num_scales": 1, "pos_size": 7},
+    {"local_kernel_sizes": (3,), "global_kernel_size": 5, "num_heads": 2},
+    {"embed_dim": 8, "num_heads": 2},
+]
+
+
+def _pair(channels, **options):
+    torch.manual_seed(0)
+    ref = LocalGlobalAttentionReference(channels, **options)
+    for p in ref.parameters():  # move off the init values so every path matters
+        torch.nn.init.normal_(p, std=0.1)
+    fast = LocalGlobalAttention(channels, **options)
+    fast.load_state_dict(ref.state_dict())  # one state_dict layout for both
+    return ref, fast
+
+
+def _outputs_and_grads(module, x, g):
+    x = x.clone().requires_grad_()
+    y = module(x)
+    y.backward(g)
+    return y.detach(), x.grad, {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+def test_fast_matches_reference(shape, options):
+    ref, fast = _pair(shape[1], **{"num_heads": 3, **options})
+    x = torch.randn(shape)
+    g = torch.randn(shape)
+    y_ref, gx_ref, gp_ref = _outputs_and_grads(ref, x, g)
+    y_fast, gx_fast, gp_fast = _outputs_and_grads(fast, x, g)
+    torch.testing.assert_close(y_fast, y_ref, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gx_fast, gx_ref, atol=1e-5, rtol=1e-5)
+    assert gp_fast.keys() == gp_ref.keys()
+    for name in gp_ref:
+        scale = gp_ref[name].abs().max().clamp(min=1.0)
+        torch.testing.assert_close(gp_fast[name] / scale, gp_ref[name] / scale, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_reference_gradcheck():
+    torch.manual_seed(0)
+    ref = LocalGlobalAttentionReference(4, num_heads=2, local_kernel_sizes=(3, 5), global_kernel_size=3, num_scales=2, pos_size=3).double()
+    x = torch.randn(1, 4, 5, 4, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(ref, (x,), eps=1e-6, atol=1e-5)
+
+
+def test_reference_follows_the_published_formula():
+    """out = out_conv(a_l * (mean_k L_k + x) + a_g * (G + x)): with zero attention outputs only x remains."""
+    ref = LocalGlobalAttentionReference(6, num_heads=2, num_scales=0, pos_embed=False)
+    for qkv in [*ref.local_qkv, ref.global_qkv]:
+        torch.nn.init.zeros_(qkv.weight)
+        torch.nn.init.zeros_(qkv.bias)  # v = 0, so every attention output is 0
+    torch.nn.init.eye_(ref.out_proj.weight[:, :, 0, 0])
+    torch.nn.init.zeros_(ref.out_proj.bias)
+    with torch.no_grad():
+        ref.a_local.fill_(0.3)
+        ref.a_global.fill_(-0.2)  # unconstrained, as published
+    x = torch.randn(2, 6, 5, 5)
+    torch.testing.assert_close(ref(x), (0.3 - 0.2) * x)
+
+
+def test_softmax_fusion_normalises_alphas():
+    block = LocalGlobalAttention(6, num_heads=2, fusion="softmax")
+    a_l, a_g = block.fusion_weights()
+    assert torch.isclose(a_l + a_g, torch.tensor(1.0))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"num_heads": 5}, "num_heads=5 does not divide"),
+        ({"local_kernel_sizes": (3, 4)}, "local_kernel_sizes entries must be a positive odd integer, got 4"),
+        ({"global_kernel_size": 10}, "global_kernel_size must be a positive odd integer, got 10"),
+        ({"global_kernel_size": 0}, "global_kernel_size must be a positive odd integer, got 0"),
+        ({"num_scales": -1}, "num_scales must be a non-negative integer, got -1"),
+        ({"pos_size": 0}, "pos_size must be a positive integer, got 0"),
+        ({"num_heads": 0}, "num_heads must be a positive integer, got 0"),
+        ({"branches": "all"}, "branches must be one of local, global, both, got 'all'"),
+        ({"fusion": "mean"}, "fusion must be one of scalar, softmax, got 'mean'"),
+        ({"embed_dim": -4}, "embed_dim must be a positive integer, got -4"),
+    ],
+)
+def test_lga_construction_errors_name_the_value(options, message):
+    with pytest.raises(ValueError, match=message.replace("(", "\\(").replace(")", "\\)")):
+        LocalGlobalAttention(12, **options)
+
+
+def test_lga_is_deterministic_on_cpu():
+    x = torch.randn(2, 12, 8, 8)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        block = LocalGlobalAttention(12, num_heads=3)
+        outs.append(block(x))
+    assert torch.equal(outs[0], outs[1])

@@ -1,0 +1,59 @@
+import pytest
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from lga.attention import attention_options, list_attentions
+from lga.backbones import list_backbones
+from tests.conftest import ROOT
+
+
+def test_default_config_composes(compose_cfg):
+    cfg = compose_cfg()
+    assert (cfg.dataset.name, cfg.backbone.name, cfg.attention.name) == ("mnist_5k", "mobilenetv3", "lga")
+    assert cfg.trainer.max_epochs == 10 and cfg.logger.backend.value == "wandb"
+
+
+def test_config_groups_map_one_to_one_to_registries():
+    """Every registered block/backbone has a yaml, and every yaml names a registered one."""
+    assert sorted(p.stem for p in (ROOT / "conf/attention").glob("*.yaml")) == list_attentions()
+    assert sorted(p.stem for p in (ROOT / "conf/backbone").glob("*.yaml")) == list_backbones()
+
+
+@pytest.mark.parametrize("name", list_attentions())
+def test_attention_yaml_is_validated_by_its_schema(compose_cfg, name):
+    cfg = compose_cfg(f"attention={name}")
+    assert cfg.attention.name == name
+    assert set(cfg.attention) - {"name"} == set(attention_options(name))
+
+
+def test_unknown_attention_lists_the_valid_ones(compose_cfg):
+    with pytest.raises(MissingConfigException) as err:
+        compose_cfg("attention=lgaa")
+    assert "attention/lgaa" in str(err.value)
+    assert set(err.value.options) >= {"lga", "se", "cbam", "none"}
+
+
+def test_wrong_type_names_the_key(compose_cfg):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg("trainer.max_epochs=abc")
+    cause = err.value.__cause__
+    assert isinstance(cause, ValidationError) and cause.full_key == "trainer.max_epochs"
+
+
+@pytest.mark.parametrize("override, key", [("attention.num_head=4", "attention.num_head"), ("trainer.max_epoch=3", "trainer.max_epoch")])
+def test_mistyped_key_names_the_key(compose_cfg, override, key):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg(override)
+    assert isinstance(err.value.__cause__, (ConfigKeyError, ConfigAttributeError))
+    assert err.value.__cause__.full_key == key
+
+
+def test_attention_option_types_are_checked(compose_cfg):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg("attention.num_heads=six")
+    assert err.value.__cause__.full_key == "attention.num_heads"
+
+
+def test_run_dirs_have_sub_second_resolution(compose_cfg):
+    cfg = compose_cfg()
+    assert cfg.hydra.run.dir.endswith("%f}") or "%f" in str(cfg.hydra.run._get_node("dir")._value())

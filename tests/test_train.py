@@ -1,0 +1,67 @@
+"""End-to-end: the real run.py, real data, real Lightning, real W&B (offline)."""
+
+import csv
+import json
+from pathlib import Path
+
+
+def _result(run_dir: Path) -> dict:
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def test_single_run_trains_and_records(run_lga, tmp_path):
+    proc = run_lga("trainer=debug", "logger=csv", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = _result(tmp_path / "run")
+    assert result["status"] == "ok" and result["attention"] == "lga"
+    assert 0.0 <= result["metrics"]["test/top1"] <= 1.0
+    assert result["params"] > 0 and result["flops"] > 0
+    assert (tmp_path / "run/checkpoints/last.ckpt").is_file()
+    assert (tmp_path / "run/csv/metrics.csv").is_file()
+
+
+def test_same_seed_same_metrics(run_lga, tmp_path):
+    metrics = []
+    for i in range(2):
+        proc = run_lga("trainer=debug", "trainer.limit_train_batches=3", "logger=none", "seed=7", f"hydra.run.dir={tmp_path}/r{i}")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        metrics.append(_result(tmp_path / f"r{i}")["metrics"])
+    assert metrics[0]["test/loss"] == metrics[1]["test/loss"]
+    assert metrics[0]["test/top1"] == metrics[1]["test/top1"]
+
+
+def test_bad_input_fails_with_a_clear_message(run_lga, tmp_path):
+    proc = run_lga("attention.num_heads=5", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode != 0
+    assert "num_heads=5 does not divide the block width 96" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _result(tmp_path / "run")["status"] == "failed"
+
+
+def test_tiny_multirun_writes_summary_and_wandb_runs(run_lga, tmp_path):
+    """2 attentions x (embedded data, missing full MNIST): failed jobs are listed, others kept."""
+    sweep = tmp_path / "sweep"
+    proc = run_lga(
+        "-m", "attention=none,lga", "dataset=mnist_5k,mnist", "trainer=debug", "logger=wandb", f"hydra.sweep.dir={sweep}"
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]  # some jobs failed: the sweep says so
+    assert "2 of 4 jobs did not finish" in proc.stderr
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [(r["dataset"], r["attention"], r["status"]) for r in rows] == [
+        ("mnist_5k", "none", "ok"),
+        ("mnist", "none", "failed"),
+        ("mnist_5k", "lga", "ok"),
+        ("mnist", "lga", "failed"),
+    ]
+    for row in rows:
+        if row["status"] == "ok":
+            assert 0 <= float(row["test_top1"]) <= 100 and float(row["params_M"]) > 0 and float(row["gflops"]) > 0
+        else:
+            assert "missing train-images-idx3-ubyte" in row["error"] and "dataset=mnist_5k" in row["error"]
+    assert "| mnist_5k | mobilenetv3 | lga | 0 |" in (sweep / "summary.md").read_text()
+    # one offline W&B run per job (failed ones marked failed), all in the sweep's group, none merged
+    runs = sorted(sweep.glob("*/wandb/offline-run-*/*.wandb"))
+    assert len(runs) == 4
+    assert len({p.parent.name for p in runs}) == 4
+    for run_file in runs:
+        assert sweep.name.encode() in run_file.read_bytes()
