@@ -4,7 +4,7 @@ Every block is built as ``Block(channels, *, options...)`` and maps
 (B, C, H, W) -> (B, C, H, W). ``create_attention("lga", 96, num_heads=6)``.
 """
 
-from . import cbam, eca, identity, se  # noqa: F401  (modules register their blocks)
+from . import cbam, coord, eca, identity, mhsa, se, shuffle  # noqa: F401  (modules register their blocks)
 from .lga import LocalGlobalAttention
 from .lga_reference import LocalGlobalAttentionReference
 from .registry import (

@@ -1,0 +1,157 @@
+"""Benchmark every registered attention block: time, memory, FLOPs, parameters.
+
+    python -m lga.bench                                  # CPU, 2 threads, the issue's shapes
+    python -m lga.bench --device cuda --shapes 64,96,14,14
+    python -m lga.bench --blocks lga,lga_reference --json bench.json
+
+Times are medians over ``--repeats`` after ``--warmup`` calls. Memory: on CUDA the peak
+allocated during forward+backward above the inputs; on CPU the bytes autograd saves for
+the backward pass (the activation memory a training step holds), since CPU has no
+allocator peak counter. Prints a Markdown table; ``--json`` also saves the rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+from .attention import attention_options, create_attention, list_attentions
+from .models.cost import count_flops, count_params
+
+DEFAULT_SHAPES = "64,96,7,7;32,96,14,14;16,96,28,28"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_ms(fn: Callable[[], None], device: torch.device, warmup: int, repeats: int) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def memory_mb(block: torch.nn.Module, x: torch.Tensor) -> float:
+    """Peak CUDA memory of forward+backward, or on CPU the bytes saved for backward."""
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        block(x).sum().backward()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()  # count shared storage once
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = block(x)
+    y.sum().backward()
+    return sum(saved.values()) / 2**20
+
+
+def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.device, warmup: int, repeats: int, channels_last: bool) -> dict:
+    torch.manual_seed(0)
+    options = {"num_heads": heads} if "num_heads" in attention_options(name) else {}
+    block = create_attention(name, shape[1], **options).to(device)
+    x = torch.randn(shape, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+
+    def forward() -> None:
+        with torch.no_grad():
+            block(x)
+
+    def forward_backward() -> None:
+        block.zero_grad(set_to_none=True)
+        x.grad = None
+        block(x).sum().backward()
+
+    return {
+        "block": name,
+        "shape": "x".join(map(str, shape)),
+        "fwd_ms": median_ms(forward, device, warmup, repeats),
+        "fwd_bwd_ms": median_ms(forward_backward, device, warmup, repeats),
+        "memory_mb": memory_mb(block, x),
+        "gflops": count_flops(block, shape) / 1e9,
+        "params_k": count_params(block) / 1e3,
+    }
+
+
+def to_markdown(rows: list[dict]) -> str:
+    cols = ["shape", "block", "fwd_ms", "fwd_bwd_ms", "memory_mb", "gflops", "params_k", "speedup_vs_reference"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = [r.get(c) for c in cols]
+        lines.append("| " + " | ".join("" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v) for v in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", default=DEFAULT_SHAPES, help="B,C,H,W;B,C,H,W;...")
+    parser.add_argument("--blocks", default="all", help=f"comma-separated, or all ({', '.join(list_attentions())})")
+    parser.add_argument("--heads", type=int, default=6, help="heads for blocks that take num_heads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--channels-last-input", action="store_true", help="feed channels_last inputs to every block")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+
+    names = list_attentions() if args.blocks == "all" else args.blocks.split(",")
+    unknown = sorted(set(names) - set(list_attentions()))
+    if unknown:
+        parser.error(f"unknown block(s) {', '.join(unknown)}; valid: {', '.join(list_attentions())}")
+    try:
+        shapes = [tuple(int(v) for v in s.split(",")) for s in args.shapes.split(";")]
+        assert all(len(s) == 4 for s in shapes)
+    except (ValueError, AssertionError):
+        parser.error(f"--shapes must be B,C,H,W groups separated by ';', got {args.shapes!r}")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no CUDA device is available")
+    torch.set_num_threads(args.threads)
+
+    rows = []
+    for shape in shapes:
+        by_block = {}
+        for name in names:
+            row = bench_block(
+                name, shape, heads=args.heads, device=device, warmup=args.warmup, repeats=args.repeats,
+                channels_last=args.channels_last_input,
+            )  # fmt: skip
+            by_block[name] = row
+            rows.append(row)
+        if "lga" in by_block and "lga_reference" in by_block:
+            ref, fast = by_block["lga_reference"], by_block["lga"]
+            fast["speedup_vs_reference"] = ref["fwd_bwd_ms"] / fast["fwd_bwd_ms"]
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {args.threads} threads"
+    print(f"device: {device_name}; torch {torch.__version__}; heads {args.heads}; medians of {args.repeats}")
+    print(to_markdown(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": device_name, "torch": torch.__version__, "rows": rows}, f, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
