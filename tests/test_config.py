@@ -1,5 +1,6 @@
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from lga.attention import attention_options, list_attentions
@@ -14,9 +15,21 @@ def test_default_config_composes(compose_cfg):
 
 
 def test_config_groups_map_one_to_one_to_registries():
-    """Every registered block/backbone has a yaml, and every yaml names a registered one."""
+    """Every registered block/backbone has a yaml of its name, and every yaml names a registered one."""
     assert sorted(p.stem for p in (ROOT / "conf/attention").glob("*.yaml")) == list_attentions()
-    assert sorted(p.stem for p in (ROOT / "conf/backbone").glob("*.yaml")) == list_backbones()
+    backbone_yamls = {p.stem: OmegaConf.load(p).name for p in (ROOT / "conf/backbone").glob("*.yaml")}
+    assert set(list_backbones()) <= set(backbone_yamls)
+    assert set(backbone_yamls.values()) <= set(list_backbones())
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (ROOT / "conf/backbone").glob("*.yaml")))
+def test_backbone_yamls_compose(compose_cfg, option):
+    assert compose_cfg(f"backbone={option}").backbone.name in list_backbones()
+
+
+def test_paper_scale_experiment(compose_cfg):
+    cfg = compose_cfg("experiment=paper_scale")
+    assert cfg.backbone.width_mult == 0.75 and cfg.model.head_channels == 1280 and "paper_scale" in cfg.tags
 
 
 @pytest.mark.parametrize("name", list_attentions())

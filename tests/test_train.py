@@ -65,3 +65,21 @@ def test_tiny_multirun_writes_summary_and_wandb_runs(run_lga, tmp_path):
     assert len({p.parent.name for p in runs}) == 4
     for run_file in runs:
         assert sweep.name.encode() in run_file.read_bytes()
+
+
+def test_sweep_smoke_every_attention_and_backbone(run_lga, tmp_path):
+    """-m attention=<all> backbone=<all> with a one-batch trainer: every job must finish."""
+    from lga.attention import list_attentions
+    from tests.conftest import ROOT
+
+    attentions = ",".join(list_attentions())
+    backbones = ",".join(sorted(p.stem for p in (ROOT / "conf/backbone").glob("*.yaml")))
+    sweep = tmp_path / "sweep"
+    proc = run_lga(
+        "-m", f"attention={attentions}", f"backbone={backbones}", "trainer=debug", "logger=none",
+        "dataset.batch_size=8", "dataset.eval_batch_size=8", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    failed = [(r["attention"], r["backbone"], r["error"]) for r in rows if r["status"] != "ok"]
+    assert proc.returncode == 0 and not failed, failed or proc.stderr[-3000:]
+    assert len(rows) == len(list_attentions()) * len(backbones.split(","))

@@ -41,7 +41,8 @@ class LocalGlobalAttentionBase(nn.Module):
 
     Args:
         channels: C, channels of the input and output map.
-        num_heads: attention heads; must divide ``embed_dim``.
+        num_heads: attention heads; must divide the block width. ``None``: 6 (the
+            paper's) when 6 divides the width, else the largest divisor up to 8.
         local_kernel_sizes: depthwise kernels of the local branches (odd).
         global_kernel_size: depthwise kernel of the global branch (odd).
         num_scales: S, extra multi-scale views (strides 1, 2, ..., 2**(S-1)).
@@ -60,7 +61,7 @@ class LocalGlobalAttentionBase(nn.Module):
         self,
         channels: int,
         *,
-        num_heads: int = 6,
+        num_heads: int | None = None,
         local_kernel_sizes: Sequence[int] = (3, 5, 7),
         global_kernel_size: int = 11,
         num_scales: int = 3,
@@ -76,6 +77,8 @@ class LocalGlobalAttentionBase(nn.Module):
             raise ValueError(f"channels must be a positive integer, got {channels!r}")
         if not isinstance(dim, int) or dim <= 0:
             raise ValueError(f"embed_dim must be a positive integer, got {embed_dim!r}")
+        if num_heads is None:
+            num_heads = 6 if dim % 6 == 0 else max(h for h in range(1, 9) if dim % h == 0)
         if not isinstance(num_heads, int) or num_heads <= 0:
             raise ValueError(f"num_heads must be a positive integer, got {num_heads!r}")
         if dim % num_heads:

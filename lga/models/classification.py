@@ -74,7 +74,8 @@ class ClassificationModule(L.LightningModule):
         }
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x)[str(len(self.backbone.out_channels) - 1)])
+        *_, last = self.backbone(x).values()  # the coarsest map
+        return self.head(last)
 
     def _step(self, batch, split: str) -> torch.Tensor:
         images, labels = batch

@@ -1,0 +1,97 @@
+"""Cost of every backbone x attention: parameters, GFLOPs and measured forward latency.
+
+    python -m lga.cost_table                                   # MNIST-sized classifiers, CPU
+    python -m lga.cost_table --backbones mobilenetv3_paper --attentions none,se,cbam,mhsa,lga
+    python -m lga.cost_table dataset.image_size=64 dataset.resize_mode=resize   # any config override
+
+Each model is built from the same composed Hydra config ``run.py`` would use
+(``conf/backbone/<preset>.yaml`` x ``conf/attention/<name>.yaml`` plus overrides),
+so the table describes exactly what a sweep trains. The paper's parameter counts
+(MobileNetV3 YOLOv8-cls) stand beside the MobileNetV3 rows where they exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from .attention import list_attentions
+from .bench import median_ms
+from .config import REPO_ROOT, register_configs
+from .train import build_model
+
+# the paper's classification table: MobileNetV3 backbone, params (M)
+PAPER_PARAMS_M = {"none": 0.667, "mhsa": 0.669, "se": 0.667, "cbam": 0.668, "lga": 0.681}
+CONF_DIR = REPO_ROOT / "conf"
+
+
+def measure(backbone: str, attention: str, overrides: list[str], *, batch: int, repeats: int) -> dict:
+    cfg = compose(config_name="train", overrides=[f"backbone={backbone}", f"attention={attention}", *overrides])
+    datamodule = instantiate(cfg.dataset)
+    model = build_model(cfg, datamodule).eval()
+    x1 = torch.randn(1, datamodule.in_chans, datamodule.image_size, datamodule.image_size)
+    xb = x1.expand(batch, -1, -1, -1).contiguous()
+    cpu = torch.device("cpu")
+    with torch.no_grad():
+        lat1 = median_ms(lambda: model(x1), cpu, warmup=2, repeats=repeats)
+        latb = median_ms(lambda: model(xb), cpu, warmup=1, repeats=repeats)
+    return {
+        "backbone": backbone,
+        "attention": attention,
+        "params_M": model.cost["params"] / 1e6,
+        "gflops": model.cost["flops"] / 1e9,
+        "latency_b1_ms": lat1,
+        f"latency_b{batch}_ms": latb,
+        "input": f"{datamodule.in_chans}x{datamodule.image_size}x{datamodule.image_size}",
+    }
+
+
+def to_markdown(rows: list[dict], batch: int) -> str:
+    head = ["backbone", "attention", "params (M)", "+params vs none (M)", "GFLOPs", "latency b1 (ms)", f"latency b{batch} (ms)", "paper params (M)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    base = {r["backbone"]: r["params_M"] for r in rows if r["attention"] == "none"}
+    for r in rows:
+        delta = r["params_M"] - base[r["backbone"]] if r["backbone"] in base else None
+        paper = PAPER_PARAMS_M.get(r["attention"]) if r["backbone"].startswith("mobilenetv3") else None
+        cells = [r["backbone"], r["attention"], f"{r['params_M']:.4f}", "" if delta is None else f"{delta:+.4f}",
+                 f"{r['gflops']:.4f}", f"{r['latency_b1_ms']:.2f}", f"{r[f'latency_b{batch}_ms']:.2f}", "" if paper is None else f"{paper}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    backbones = sorted(p.stem for p in (CONF_DIR / "backbone").glob("*.yaml"))
+    parser.add_argument("--backbones", default=",".join(backbones), help=f"presets from conf/backbone ({', '.join(backbones)})")
+    parser.add_argument("--attentions", default=",".join(a for a in list_attentions() if a != "lga_reference"))
+    parser.add_argument("--batch", type=int, default=32, help="second latency column's batch size")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset.image_size=64")
+    args = parser.parse_args(argv)
+    for kind, chosen, valid in (("backbone", args.backbones, backbones), ("attention", args.attentions, list_attentions())):
+        unknown = sorted(set(chosen.split(",")) - set(valid))
+        if unknown:
+            parser.error(f"unknown {kind}(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+    torch.set_num_threads(args.threads)
+    register_configs()
+    rows = []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for backbone in args.backbones.split(","):
+            for attention in args.attentions.split(","):
+                rows.append(measure(backbone, attention, args.overrides, batch=args.batch, repeats=args.repeats))
+    print(f"CPU, {args.threads} threads, input {rows[0]['input']}, eval-mode forward, medians of {args.repeats}")
+    print(to_markdown(rows, args.batch))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
