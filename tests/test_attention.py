@@ -145,3 +145,44 @@ def test_lga_is_deterministic_on_cpu():
         block = LocalGlobalAttention(12, num_heads=3)
         outs.append(block(x))
     assert torch.equal(outs[0], outs[1])
+
+
+# -- LGA under the PyTorch features users combine it with -----------------------------
+
+
+@pytest.fixture
+def lga_pair():
+    return _pair(12, num_heads=3)
+
+
+def test_lga_under_bf16_autocast(lga_pair):
+    ref, fast = lga_pair
+    x = torch.randn(2, 12, 9, 7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fast(x)
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    torch.testing.assert_close(y.float(), ref(x), atol=0.1, rtol=0.05)  # bf16 keeps ~3 significant digits
+
+
+def test_lga_with_channels_last_input(lga_pair):
+    ref, fast = lga_pair
+    x = torch.randn(2, 12, 9, 7)
+    torch.testing.assert_close(fast(x.contiguous(memory_format=torch.channels_last)), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_lga_exports(lga_pair):
+    ref, fast = lga_pair
+    x = torch.randn(2, 12, 9, 7)
+    for module in (fast, ref):
+        exported = torch.export.export(module, (x,))
+        torch.testing.assert_close(exported.module()(x), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_lga_compiles(lga_pair):
+    ref, fast = lga_pair
+    x = torch.randn(2, 12, 9, 7, requires_grad=True)
+    y = torch.compile(fast)(x)
+    y.sum().backward()
+    torch.testing.assert_close(y, ref(x), atol=1e-5, rtol=1e-5)
+    assert torch.isfinite(x.grad).all()
