@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import types
 import typing
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence as AbcSequence
@@ -89,7 +90,6 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    task: str = "classification"
     seed: int = 0
     tags: List[str] = field(default_factory=list)
     test: bool = True  # evaluate the best checkpoint on the test set after training
@@ -112,7 +112,7 @@ def _config_type(annotation: Any) -> Any:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if annotation in (int, float, bool, str):
         return annotation
-    if origin is typing.Union or type(annotation).__name__ == "UnionType":
+    if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         if len(inner) == 1 and type(None) in args:
             return Optional[_config_type(inner[0])]

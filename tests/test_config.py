@@ -70,3 +70,10 @@ def test_attention_option_types_are_checked(compose_cfg):
 def test_run_dirs_have_sub_second_resolution(compose_cfg):
     cfg = compose_cfg()
     assert cfg.hydra.run.dir.endswith("%f}") or "%f" in str(cfg.hydra.run._get_node("dir")._value())
+
+
+def test_slurm_launcher_settings_are_configurable(compose_cfg):
+    cfg = compose_cfg("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2")
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.cpus_per_task, launcher.timeout_min) == ("gpu", 2, 2, 60)

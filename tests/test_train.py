@@ -4,6 +4,8 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
+
 
 def _result(run_dir: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text())
@@ -65,6 +67,11 @@ def test_tiny_multirun_writes_summary_and_wandb_runs(run_lga, tmp_path):
     assert len({p.parent.name for p in runs}) == 4
     for run_file in runs:
         assert sweep.name.encode() in run_file.read_bytes()
+    # the seed report reads the same directory and lists the failed jobs with their errors
+    from lga.report import write_report
+
+    report = write_report(sweep)["md"].read_text()
+    assert "Jobs that did not finish: 2" in report and "missing train-images-idx3-ubyte" in report
 
 
 def test_sweep_smoke_every_attention_and_backbone(run_lga, tmp_path):
@@ -83,3 +90,15 @@ def test_sweep_smoke_every_attention_and_backbone(run_lga, tmp_path):
     failed = [(r["attention"], r["backbone"], r["error"]) for r in rows if r["status"] != "ok"]
     assert proc.returncode == 0 and not failed, failed or proc.stderr[-3000:]
     assert len(rows) == len(list_attentions()) * len(backbones.split(","))
+
+
+@pytest.mark.parametrize("launcher", ["parallel", "local"])
+def test_sweep_through_parallel_launchers(run_lga, tmp_path, launcher):
+    """joblib workers and submitit's local executor: same jobs, same summary."""
+    sweep = tmp_path / "sweep"
+    proc = run_lga(
+        "-m", f"hydra/launcher={launcher}", "attention=none,se", "trainer=debug", "logger=none", f"hydra.sweep.dir={sweep}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert sorted((r["attention"], r["status"]) for r in rows) == [("none", "ok"), ("se", "ok")]

@@ -17,6 +17,8 @@ class MultiHeadSelfAttention(nn.Module):
     With ``pos_embed``, BoTNet's content-position term: learnable height and width
     tables ``(heads, C/heads, pos_size)`` summed into a map, resized (bilinear) to
     (H, W) and added to the keys, so logits are ``q.k + q.r``. Cost is quadratic in H*W.
+    (timm's ``BottleneckAttn`` fixes the feature size at construction; this block takes
+    any input size, which the sweeps over datasets and input sizes need.)
 
     Args:
         channels: C, divisible by ``num_heads``.

@@ -1,0 +1,155 @@
+"""Aggregate a finished sweep over seeds: is an attention block's gain larger than seed noise?
+
+    python -m lga.report logs/multiruns/<sweep>            # writes report.md, report.csv, report.png there
+    python -m lga.report <sweep> --metric test_top5 --baseline se
+
+Per dataset x backbone x attention: mean and standard deviation of the metric over
+seeds. Against the baseline attention (``none`` by default) on the same dataset and
+backbone: the mean difference over the seeds both have, its 95% confidence interval
+(t distribution) and a paired t-test's p-value. Jobs that failed or never finished
+are listed with their error. Works on any sweep directory ``run.py -m`` wrote,
+whichever launcher ran it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from scipy import stats
+
+from .sweep import collect
+from .utils import write_atomic
+
+METRICS = ("test_top1", "test_top5", "val_top1_best")
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def paired_difference(treated: dict[int, float], baseline: dict[int, float]) -> dict[str, Any]:
+    """Mean of treated - baseline over shared seeds, 95% CI and paired t-test p-value."""
+    seeds = sorted(set(treated) & set(baseline))
+    diffs = [treated[s] - baseline[s] for s in seeds]
+    out: dict[str, Any] = {"n_paired": len(diffs), "diff": None, "ci_low": None, "ci_high": None, "p_value": None}
+    if not diffs:
+        return out
+    out["diff"] = statistics.fmean(diffs)
+    if len(diffs) > 1:
+        half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+        out["ci_low"], out["ci_high"] = out["diff"] - half, out["diff"] + half
+        if statistics.stdev(diffs) > 0:
+            out["p_value"] = float(stats.ttest_rel([treated[s] for s in seeds], [baseline[s] for s in seeds]).pvalue)
+        else:
+            out["p_value"] = 0.0 if out["diff"] != 0 else 1.0
+    return out
+
+
+def aggregate(rows: list[dict[str, Any]], metric: str, baseline: str) -> list[dict[str, Any]]:
+    by_group: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
+    for r in rows:
+        if r["status"] == "ok" and r[metric] is not None:
+            by_group[(r["dataset"], r["backbone"], r["attention"])][int(r["seed"])] = float(r[metric])
+    table = []
+    for (dataset, backbone, attention), values in sorted(by_group.items()):
+        base = by_group.get((dataset, backbone, baseline))
+        compared = paired_difference(values, base) if base is not None and attention != baseline else {}
+        table.append({
+            "dataset": dataset, "backbone": backbone, "attention": attention, "metric": metric,
+            "n": len(values), "mean": statistics.fmean(values.values()),
+            "std": statistics.stdev(values.values()) if len(values) > 1 else None,
+            "seeds": " ".join(str(s) for s in sorted(values)),
+            **{k: compared.get(k) for k in ("n_paired", "diff", "ci_low", "ci_high", "p_value")},
+        })  # fmt: skip
+    return table
+
+
+def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metric: str, baseline: str) -> str:
+    lines = [
+        f"## {metric} (%) over seeds; difference to `{baseline}` paired by seed",
+        "",
+        f"| dataset | backbone | attention | n | mean | std | diff vs {baseline} | 95% CI | p (paired t) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in table:
+        ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else ""
+        diff = f"{r['diff']:+.2f}" if r["diff"] is not None else ""
+        lines.append(
+            f"| {r['dataset']} | {r['backbone']} | {r['attention']} | {r['n']} | {_fmt(r['mean'])} | "
+            f"{_fmt(r['std'])} | {diff} | {ci} | {_fmt(r['p_value'], 3)} |"
+        )
+    lines += ["", f"## Jobs that did not finish: {len(failed)}", ""]
+    if failed:
+        lines += ["| job | dataset | backbone | attention | seed | status | error |", "|---|---|---|---|---|---|---|"]
+        for r in failed:
+            error = str(r["error"]).replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {r['job']} | {r['dataset']} | {r['backbone']} | {r['attention']} | {r['seed']} | {r['status']} | {error} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(table: list[dict[str, Any]], metric: str, baseline: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = sorted({(r["dataset"], r["backbone"]) for r in table})
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(4, 3.5 * len(groups)), 3.5), squeeze=False)
+    for ax, (dataset, backbone) in zip(axes[0], groups):
+        rows = [r for r in table if (r["dataset"], r["backbone"]) == (dataset, backbone)]
+        rows.sort(key=lambda r: (r["attention"] != baseline, r["attention"]))  # baseline bar first
+        ax.bar([r["attention"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] or 0 for r in rows], capsize=3)
+        lows = [r["mean"] - (r["std"] or 0) for r in rows]
+        ax.set_ylim(max(0, min(lows) - 1), min(100, max(r["mean"] + (r["std"] or 0) for r in rows) + 0.5))
+        ax.set_title(f"{dataset} / {backbone}", fontsize=9)
+        ax.set_ylabel(f"{metric} (%), mean ± sd over seeds", fontsize=8)
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(sweep_dir: str | Path, metric: str = "test_top1", baseline: str = "none") -> dict[str, Path]:
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise SystemExit(f"error: {sweep_dir} is not a directory; pass a sweep directory written by `run.py -m`")
+    rows = collect(sweep_dir)
+    if not rows:
+        raise SystemExit(f"error: no jobs under {sweep_dir} (no */.hydra/config.yaml); is it a sweep directory?")
+    table = aggregate(rows, metric, baseline)
+    failed = [r for r in rows if r["status"] != "ok"]
+    out = {"md": sweep_dir / "report.md", "csv": sweep_dir / "report.csv", "png": sweep_dir / "report.png"}
+    write_atomic(out["md"], to_markdown(table, failed, metric, baseline))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(table[0]) if table else ["dataset"])
+    writer.writeheader()
+    writer.writerows(table)
+    write_atomic(out["csv"], buffer.getvalue())
+    if table:
+        plot(table, metric, baseline, out["png"])
+    else:
+        out.pop("png")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep_dir")
+    parser.add_argument("--metric", default="test_top1", choices=METRICS)
+    parser.add_argument("--baseline", default="none", help="attention the others are compared with")
+    args = parser.parse_args(argv)
+    paths = write_report(args.sweep_dir, args.metric, args.baseline)
+    sys.stdout.write(paths["md"].read_text())
+    print("\n" + "\n".join(f"{kind}: {path}" for kind, path in paths.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from lga.report import write_report
+
+
+def _fake_sweep(tmp_path, results):
+    """A sweep directory as run.py -m leaves it: <job>/.hydra/config.yaml + result.json."""
+    for job, (attention, seed, top1, status) in enumerate(results):
+        job_dir = tmp_path / str(job)
+        (job_dir / ".hydra").mkdir(parents=True)
+        (job_dir / ".hydra/config.yaml").write_text(
+            f"dataset: {{name: mnist_5k}}\nbackbone: {{name: mobilenetv3}}\nattention: {{name: {attention}}}\nseed: {seed}\n"
+        )
+        record = {"dataset": "mnist_5k", "backbone": "mobilenetv3", "attention": attention, "seed": seed, "status": status}
+        if status == "ok":
+            record["metrics"] = {"test/top1": top1 / 100, "test/top5": 1.0}
+        else:
+            record["error"] = "CUDA out of memory"
+        (job_dir / "result.json").write_text(json.dumps(record))
+    return tmp_path
+
+
+def test_report_statistics(tmp_path):
+    base = [97.0, 97.4, 96.8, 97.1]
+    lga = [97.5, 97.6, 97.0, 97.2]
+    results = [("none", s, v, "ok") for s, v in enumerate(base)] + [("lga", s, v, "ok") for s, v in enumerate(lga)]
+    results.append(("se", 0, 0.0, "failed"))
+    paths = write_report(_fake_sweep(tmp_path, results))
+    rows = {r["attention"]: r for r in __import__("csv").DictReader(paths["csv"].open())}
+    diffs = np.array(lga) - np.array(base)
+    half = stats.t.ppf(0.975, 3) * diffs.std(ddof=1) / 2
+    assert float(rows["lga"]["mean"]) == pytest.approx(np.mean(lga))
+    assert float(rows["lga"]["std"]) == pytest.approx(np.std(lga, ddof=1))
+    assert float(rows["lga"]["diff"]) == pytest.approx(diffs.mean())
+    assert float(rows["lga"]["ci_low"]) == pytest.approx(diffs.mean() - half)
+    assert float(rows["lga"]["ci_high"]) == pytest.approx(diffs.mean() + half)
+    assert float(rows["lga"]["p_value"]) == pytest.approx(stats.ttest_rel(lga, base).pvalue)
+    assert rows["none"]["diff"] == ""  # the baseline is not compared with itself
+    markdown = paths["md"].read_text()
+    assert "Jobs that did not finish: 1" in markdown and "CUDA out of memory" in markdown
+    assert paths["png"].stat().st_size > 1000
+
+
+def test_report_on_something_else_says_so(tmp_path):
+    with pytest.raises(SystemExit, match="no jobs under"):
+        write_report(tmp_path)
