@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 # torch/torchvision pinned to the CUDA wheels that run on CPU too; override for other builds
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install install-data test test-all bench clean
+.PHONY: install install-data test test-all slurm-up slurm-down clean
 
 install: install-data
 	$(PIP) install $(TORCH_SPEC)
@@ -26,6 +26,13 @@ test:
 
 test-all:
 	$(PYTHON) -m pytest -m ""
+
+# A single-node SLURM cluster on this machine (root, Debian packages) to try hydra/launcher=slurm.
+slurm-up:
+	$(PYTHON) -m lga.slurm up
+
+slurm-down:
+	$(PYTHON) -m lga.slurm down
 
 clean:
 	rm -rf logs outputs multirun wandb .pytest_cache
