@@ -65,6 +65,9 @@ class TrainerConfig:
     max_steps: int = -1
     accelerator: str = "auto"
     devices: Any = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    sync_batchnorm: bool = False
     precision: Any = "32-true"
     deterministic: Any = "warn"
     limit_train_batches: Any = 1.0

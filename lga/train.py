@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from .backbones import create_backbone
@@ -129,18 +130,20 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     """
     output_dir = Path(cfg.paths.output_dir)
     record = {**describe(cfg), "overrides": list(HydraConfig.get().overrides.task)}
+    # under DDP every process runs this; only the first writes the record
+    write_record = rank_zero_only(lambda data: write_json(output_dir / RESULT_FILE, data))
     try:
         result = train(cfg)
     except Exception as err:
         message = str(err) if isinstance(err, LGAError) else f"{type(err).__name__}: {err}"
-        write_json(output_dir / RESULT_FILE, {**record, "status": "failed", "error": message})
+        write_record({**record, "status": "failed", "error": message})
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             log.error("job failed: %s%s", message, "" if isinstance(err, LGAError) else "\n" + traceback.format_exc())
             return None
         if isinstance(err, LGAError):
             raise SystemExit(f"error: {message}") from None
         raise
-    write_json(output_dir / RESULT_FILE, {**record, **result, "status": "ok"})
+    write_record({**record, **result, "status": "ok"})
     top1 = result["metrics"].get("test/top1")
     log.info("%s: test top-1 %s", record, "n/a" if top1 is None else f"{100 * top1:.2f}%")
     return result

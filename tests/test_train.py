@@ -102,3 +102,35 @@ def test_sweep_through_parallel_launchers(run_lga, tmp_path, launcher):
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
     assert sorted((r["attention"], r["status"]) for r in rows) == [("none", "ok"), ("se", "ok")]
+
+
+def test_ddp_two_cpu_processes(run_lga, tmp_path):
+    """trainer=ddp as 2 CPU processes (gloo): both ranks train, rank 0 records the synced metrics."""
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from lga.train import build_model
+
+    proc = run_lga(
+        "trainer=ddp", "trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
+        "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
+        "logger=none", f"hydra.run.dir={tmp_path}/run",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output and "distributed_backend=gloo" in output
+    result = _result(tmp_path / "run")
+    assert result["status"] == "ok"
+    # The ranks' test shards (2 batches of 500 each, interleaved) are test images 0..1999:
+    # the synced top-1 must equal one process evaluating the same checkpoint on them.
+    cfg = OmegaConf.load(tmp_path / "run/.hydra/config.yaml")
+    datamodule = instantiate(cfg.dataset)
+    model = build_model(cfg, datamodule)
+    model.load_state_dict(torch.load(tmp_path / "run/checkpoints/best.ckpt", weights_only=False)["state_dict"])
+    datamodule.setup()
+    images, labels = datamodule.data["test"].tensors
+    with torch.no_grad():
+        predictions = model.eval()(datamodule.preprocess(images[:2000])).argmax(1)
+    expected = (predictions == labels[:2000]).float().mean().item()
+    assert result["metrics"]["test/top1"] == pytest.approx(expected, abs=1e-6)

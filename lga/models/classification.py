@@ -114,15 +114,16 @@ class ClassificationModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self.val_top1_best(self.metrics["val_acc"]["top1"].compute())
-        self.log("val/top1_best", self.val_top1_best.compute(), prog_bar=False)
+        # sync_dist: under DDP each process saw different batches (the scale weights differ)
+        self.log("val/top1_best", self.val_top1_best.compute(), sync_dist=True)
         for name, block in self.lga_blocks.items():
             prefix = f"lga/{name.replace('.', '/')}"
             a_local, a_global = block.fusion_weights()
-            self.log(f"{prefix}/a_local", a_local.detach())
-            self.log(f"{prefix}/a_global", a_global.detach())
+            self.log(f"{prefix}/a_local", a_local.detach(), sync_dist=True)
+            self.log(f"{prefix}/a_global", a_global.detach(), sync_dist=True)
             if self._scale_means.get(name):
                 for i, w in enumerate(torch.stack(self._scale_means.pop(name)).mean(0)):
-                    self.log(f"{prefix}/scale_w{i}", w)
+                    self.log(f"{prefix}/scale_w{i}", w, sync_dist=True)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())
