@@ -61,6 +61,7 @@ def build_loggers(
             tags=tags,
             save_dir=str(save_dir),
             id=run_id,
+            resume="allow",  # a resumed run (same output directory) continues the same W&B run
             offline=mode == "offline",
             config=config,
             job_type="train",

@@ -13,7 +13,8 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.fabric.utilities.seed import seed_everything
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -24,6 +25,27 @@ from .utils import LGAError, write_json
 
 log = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
+
+
+class EpochSeed(Callback):
+    """Reseed at every epoch start from (seed, optimizer steps so far): the global RNGs
+    (dropout) and the training sampler's order (if it has ``reseed``).
+
+    Randomness then does not depend on what ran before, so a run resumed from a
+    checkpoint ends exactly where an uninterrupted one does. ``global_step`` is what
+    checkpoints restore exactly; Lightning's epoch counters can be one behind after a
+    restore from an end-of-epoch checkpoint.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch_seed = self.seed * 100_003 + trainer.global_step + 1
+        seed_everything(epoch_seed, workers=True, verbose=False)
+        sampler = getattr(trainer.train_dataloader, "sampler", None)
+        if hasattr(sampler, "reseed"):
+            sampler.reseed(epoch_seed)
 
 
 def describe(cfg: DictConfig) -> dict[str, Any]:
@@ -89,10 +111,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         config=OmegaConf.to_container(cfg, resolve=True),
         run_id=re.sub(r"[^A-Za-z0-9_-]", "-", run_id),
     )
-    checkpoint = ModelCheckpoint(
-        dirpath=output_dir / "checkpoints", monitor="val/top1", mode="max", save_last=True, filename="best"
-    )
-    callbacks = [checkpoint] + ([LearningRateMonitor(logging_interval="epoch")] if loggers else [])
+    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor="val/top1", mode="max", filename="best")
+    # save_last would refresh last.ckpt only when best.ckpt changes; resuming needs every epoch
+    last_checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
+    callbacks = [checkpoint, last_checkpoint, EpochSeed(cfg.seed)] + ([LearningRateMonitor(logging_interval="epoch")] if loggers else [])
+    # resume: a run restarted in the same directory (same hydra.run.dir / sweep.dir, or a
+    # SLURM requeue of the same job) continues from its last checkpoint
+    last = output_dir / "checkpoints" / "last.ckpt"
+    resume_from = str(last) if last.is_file() else None
+    if resume_from:
+        log.info("resuming from %s", resume_from)
     trainer = L.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
         logger=loggers or False,
@@ -102,7 +130,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     failed = True
     try:
         start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
         train_time = time.perf_counter() - start
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.test:
@@ -118,6 +146,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "params": model.cost["params"],
         "flops": model.cost["flops"],
         "train_time_s": round(train_time, 2),
+        "resumed_from": resume_from,
     }
 
 

@@ -134,3 +134,48 @@ def test_ddp_two_cpu_processes(run_lga, tmp_path):
         predictions = model.eval()(datamodule.preprocess(images[:2000])).argmax(1)
     expected = (predictions == labels[:2000]).float().mean().item()
     assert result["metrics"]["test/top1"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_killed_run_resumes_to_the_same_result(run_lga, tmp_path):
+    """Kill a run mid-training, re-run the same command: it resumes from last.ckpt, ends with the
+    metrics of an uninterrupted run, and continues the same W&B run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    args = [
+        "trainer.max_epochs=4", "trainer.limit_train_batches=12", "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=2", "trainer.num_sanity_val_steps=0", "trainer.enable_progress_bar=false",
+        "logger=wandb",
+    ]  # fmt: skip
+    straight = run_lga(*args, f"hydra.run.dir={tmp_path}/straight")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    run_dir = tmp_path / "resumed"
+    env = {**os.environ, "LGA_LOG_DIR": str(tmp_path / "logs"), "WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path / "wandb")}
+    victim = subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={run_dir}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    last = run_dir / "checkpoints/last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the checkpoint file be written completely
+    assert victim.poll() is None, "the run finished before it could be killed"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (run_dir / "result.json").exists()
+
+    resumed = run_lga(*args, f"hydra.run.dir={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    first, second = _result(tmp_path / "straight"), _result(run_dir)
+    assert second["resumed_from"] == str(last) and first["resumed_from"] is None
+    for key in ("test/top1", "test/loss", "val/top1_best"):
+        assert second["metrics"][key] == first["metrics"][key], key
+    run_files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(run_files) == 2 and len({p.name for p in run_files}) == 1  # two sessions, one W&B run id

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from ..utils import reachable
 from .idx import DatasetFileError, read_idx
@@ -20,6 +20,24 @@ RESIZE_MODES = ("pad", "resize")
 def _online(url: str) -> bool:
     parsed = urlparse(url)
     return reachable(parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80))
+
+
+class SeededShuffleSampler(Sampler[int]):
+    """A random order fixed by ``reseed(seed)``, which :class:`lga.train.EpochSeed` calls at
+    every epoch start: the order then does not depend on what consumed random numbers
+    before, so a run resumed from a checkpoint sees the batches an uninterrupted one does."""
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size, self.seed = size, seed
+
+    def reseed(self, seed: int) -> None:
+        self.seed = seed
+
+    def __iter__(self):
+        return iter(torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed)).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class IDXClassificationDataModule(L.LightningDataModule):
@@ -146,7 +164,14 @@ class IDXClassificationDataModule(L.LightningDataModule):
         }
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.data["train"], batch_size=self.batch_size, shuffle=True, drop_last=True)
+        # a private generator: creating the iterator then draws nothing from the global RNG
+        return DataLoader(
+            self.data["train"],
+            batch_size=self.batch_size,
+            sampler=SeededShuffleSampler(len(self.data["train"])),
+            drop_last=True,
+            generator=torch.Generator(),
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.data["val"], batch_size=self.eval_batch_size)

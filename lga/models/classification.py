@@ -62,6 +62,7 @@ class ClassificationModule(L.LightningModule):
         )  # keys carry a suffix: a plain "train" would shadow Module.train
         self.losses = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in SPLITS})
         self.val_top1_best = MaxMetric()
+        self.val_top1_best.persistent(True)  # kept in checkpoints, so a resumed run knows its best
         self.lga_blocks = {name: m for name, m in self.named_modules() if isinstance(m, LocalGlobalAttentionBase)}
         # mean scale weights of each LGA block, recorded during validation only
         self._scale_means: dict[str, list[torch.Tensor]] = {}
@@ -99,9 +100,6 @@ class ClassificationModule(L.LightningModule):
         self._step(batch, "test")
 
     # -- reporting ----------------------------------------------------------------------
-    def on_train_start(self) -> None:
-        self.val_top1_best.reset()  # drop what the sanity check recorded
-
     def on_fit_start(self) -> None:
         for logger in self.loggers:
             logger.log_metrics({"model/params_M": self.cost["params"] / 1e6, "model/gflops": self.cost["flops"] / 1e9}, step=0)
@@ -113,6 +111,8 @@ class ClassificationModule(L.LightningModule):
                 self._scale_means.setdefault(name, []).append(block.scale_weights(x).mean((0, 2, 3)))
 
     def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:  # a few batches before training: not a result
+            return
         self.val_top1_best(self.metrics["val_acc"]["top1"].compute())
         # sync_dist: under DDP each process saw different batches (the scale weights differ)
         self.log("val/top1_best", self.val_top1_best.compute(), sync_dist=True)
