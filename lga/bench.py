@@ -23,6 +23,7 @@ import torch
 
 from .attention import attention_options, create_attention, list_attentions
 from .models.cost import count_flops, count_params
+from .utils import markdown_table
 
 DEFAULT_SHAPES = "64,96,7,7;32,96,14,14;16,96,28,28"
 
@@ -97,11 +98,8 @@ def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.
 
 def to_markdown(rows: list[dict]) -> str:
     cols = ["shape", "block", "fwd_ms", "fwd_bwd_ms", "memory_mb", "gflops", "params_k", "speedup_vs_reference"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = [r.get(c) for c in cols]
-        lines.append("| " + " | ".join("" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v) for v in cells) + " |")
-    return "\n".join(lines)
+    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else v  # noqa: E731
+    return markdown_table(cols, ([fmt(r.get(c)) for c in cols] for r in rows))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -23,6 +23,7 @@ from .attention import list_attentions
 from .bench import median_ms
 from .config import REPO_ROOT, register_configs
 from .train import build_model
+from .utils import markdown_table
 
 # the paper's classification table: MobileNetV3 backbone, params (M)
 PAPER_PARAMS_M = {"none": 0.667, "mhsa": 0.669, "se": 0.667, "cbam": 0.668, "lga": 0.681}
@@ -52,15 +53,14 @@ def measure(backbone: str, attention: str, overrides: list[str], *, batch: int, 
 
 def to_markdown(rows: list[dict], batch: int) -> str:
     head = ["backbone", "attention", "params (M)", "+params vs none (M)", "GFLOPs", "latency b1 (ms)", f"latency b{batch} (ms)", "paper params (M)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     base = {r["backbone"]: r["params_M"] for r in rows if r["attention"] == "none"}
+    cells = []
     for r in rows:
         delta = r["params_M"] - base[r["backbone"]] if r["backbone"] in base else None
         paper = PAPER_PARAMS_M.get(r["attention"]) if r["backbone"].startswith("mobilenetv3") else None
-        cells = [r["backbone"], r["attention"], f"{r['params_M']:.4f}", "" if delta is None else f"{delta:+.4f}",
-                 f"{r['gflops']:.4f}", f"{r['latency_b1_ms']:.2f}", f"{r[f'latency_b{batch}_ms']:.2f}", "" if paper is None else f"{paper}"]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells.append([r["backbone"], r["attention"], f"{r['params_M']:.4f}", None if delta is None else f"{delta:+.4f}",
+                      f"{r['gflops']:.4f}", f"{r['latency_b1_ms']:.2f}", f"{r[f'latency_b{batch}_ms']:.2f}", paper])  # fmt: skip
+    return markdown_table(head, cells)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

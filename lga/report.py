@@ -14,8 +14,6 @@ whichever launcher ran it.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import statistics
 import sys
@@ -26,7 +24,7 @@ from typing import Any
 from scipy import stats
 
 from .sweep import collect
-from .utils import write_atomic
+from .utils import csv_text, markdown_table, write_atomic
 
 METRICS = ("test_top1", "test_top5", "val_top1_best")
 
@@ -73,25 +71,18 @@ def aggregate(rows: list[dict[str, Any]], metric: str, baseline: str) -> list[di
 
 
 def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metric: str, baseline: str) -> str:
-    lines = [
-        f"## {metric} (%) over seeds; difference to `{baseline}` paired by seed",
-        "",
-        f"| dataset | backbone | attention | n | mean | std | diff vs {baseline} | 95% CI | p (paired t) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in table:
-        ci = f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else ""
-        diff = f"{r['diff']:+.2f}" if r["diff"] is not None else ""
-        lines.append(
-            f"| {r['dataset']} | {r['backbone']} | {r['attention']} | {r['n']} | {_fmt(r['mean'])} | "
-            f"{_fmt(r['std'])} | {diff} | {ci} | {_fmt(r['p_value'], 3)} |"
-        )
+    columns = ["dataset", "backbone", "attention", "n", "mean", "std", f"diff vs {baseline}", "95% CI", "p (paired t)"]
+    cells = [
+        [r["dataset"], r["backbone"], r["attention"], r["n"], _fmt(r["mean"]), _fmt(r["std"]),
+         f"{r['diff']:+.2f}" if r["diff"] is not None else "",
+         f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else "", _fmt(r["p_value"], 3)]
+        for r in table
+    ]  # fmt: skip
+    lines = [f"## {metric} (%) over seeds; difference to `{baseline}` paired by seed", "", markdown_table(columns, cells)]
     lines += ["", f"## Jobs that did not finish: {len(failed)}", ""]
     if failed:
-        lines += ["| job | dataset | backbone | attention | seed | status | error |", "|---|---|---|---|---|---|---|"]
-        for r in failed:
-            error = str(r["error"]).replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {r['job']} | {r['dataset']} | {r['backbone']} | {r['attention']} | {r['seed']} | {r['status']} | {error} |")
+        failed_columns = ["job", "dataset", "backbone", "attention", "seed", "status", "error"]
+        lines.append(markdown_table(failed_columns, ([r[c] for c in failed_columns] for r in failed)))
     return "\n".join(lines) + "\n"
 
 
@@ -128,11 +119,7 @@ def write_report(sweep_dir: str | Path, metric: str = "test_top1", baseline: str
     failed = [r for r in rows if r["status"] != "ok"]
     out = {"md": sweep_dir / "report.md", "csv": sweep_dir / "report.csv", "png": sweep_dir / "report.png"}
     write_atomic(out["md"], to_markdown(table, failed, metric, baseline))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(table[0]) if table else ["dataset"])
-    writer.writeheader()
-    writer.writerows(table)
-    write_atomic(out["csv"], buffer.getvalue())
+    write_atomic(out["csv"], csv_text(table, list(table[0]) if table else ["dataset"]))
     if table:
         plot(table, metric, baseline, out["png"])
     else:

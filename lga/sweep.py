@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import sys
@@ -14,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from .train import RESULT_FILE
-from .utils import write_atomic
+from .utils import csv_text, markdown_table, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +60,11 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    def cell(value: Any) -> str:
-        text = "" if value is None else str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(cell(r[c]) for c in COLUMNS) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return markdown_table(COLUMNS, ([r[c] for c in COLUMNS] for r in rows)) + "\n"
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    return csv_text(rows, COLUMNS)
 
 
 def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:

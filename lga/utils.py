@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 
 class LGAError(RuntimeError):
@@ -35,3 +37,24 @@ def write_atomic(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, data: Any) -> None:
     write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown table (no trailing newline): ``None`` cells are blank, ``|`` and
+    newlines inside cells are escaped so a long error message cannot break the table."""
+
+    def cell(value: Any) -> str:
+        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def csv_text(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
+    """``rows`` (dicts keyed by ``columns``) as CSV text with a header line."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(columns))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
