@@ -74,8 +74,15 @@ def finish_loggers(loggers: list[Logger], *, failed: bool) -> None:
     """Close each W&B run so the next job of a sweep starts a new one.
 
     A job that failed before W&B started still gets its run, marked failed, so the
-    W&B workspace shows every job of the sweep.
+    W&B workspace shows every job of the sweep. When the job is already failing (or
+    being requeued: SLURM's SIGTERM also ends the W&B service process), an error
+    while closing is logged, not raised, so it cannot hide the original exception.
     """
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.experiment.finish(exit_code=1 if failed else 0)
+            try:
+                logger.experiment.finish(exit_code=1 if failed else 0)
+            except Exception as err:
+                if not failed:
+                    raise
+                log.warning("could not close the W&B run: %s: %s", type(err).__name__, err)

@@ -23,8 +23,10 @@ COLUMNS = [
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
-    """Job directories (those Hydra wrote a config into), in job order."""
-    dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/config.yaml")]
+    """Job directories, in job order: those Hydra wrote a config into, and those of jobs
+    the scheduler ended before they started (the launcher left only a ``result.json``)."""
+    dirs = {p.parent.parent for p in sweep_dir.glob("**/.hydra/config.yaml")}
+    dirs |= {p.parent for p in sweep_dir.glob(f"**/{RESULT_FILE}")}
     return sorted(dirs, key=lambda d: (len(d.name), d.name))
 
 

@@ -15,6 +15,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.fabric.utilities.seed import seed_everything
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -121,8 +122,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resume_from = str(last) if last.is_file() else None
     if resume_from:
         log.info("resuming from %s", resume_from)
+    # under SLURM, submitit requeues (timeouts, preemption); Lightning's own requeue
+    # would answer the same signal a second time
+    plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
     trainer = L.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
+        plugins=plugins,
         logger=loggers or False,
         callbacks=callbacks,
         default_root_dir=str(output_dir),

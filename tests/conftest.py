@@ -26,26 +26,49 @@ def compose_cfg():
     GlobalHydra.instance().clear()
 
 
+def _lga_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LGA_LOG_DIR": str(tmp_path / "logs"),
+        "LGA_DATA_DIR": str(tmp_path / "data"),
+        "WANDB_API_KEY": "",  # offline W&B, whatever the machine has configured
+        "WANDB_DIR": str(tmp_path / "wandb"),
+        "HYDRA_FULL_ERROR": "1",
+    }
+
+
 @pytest.fixture
 def run_lga(tmp_path):
     """Run ``python run.py ARGS`` in a subprocess with logs and data under tmp_path."""
 
     def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        env = {
-            **os.environ,
-            "LGA_LOG_DIR": str(tmp_path / "logs"),
-            "LGA_DATA_DIR": str(tmp_path / "data"),
-            "WANDB_API_KEY": "",  # offline W&B, whatever the machine has configured
-            "WANDB_DIR": str(tmp_path / "wandb"),
-            "HYDRA_FULL_ERROR": "1",
-        }
         return subprocess.run(
             [sys.executable, str(ROOT / "run.py"), *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+            cwd=ROOT, env=_lga_env(tmp_path), capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
 
     return _run
+
+
+@pytest.fixture
+def start_lga(tmp_path):
+    """Start ``python run.py ARGS`` in the background (same environment as ``run_lga``), its
+    output going to ``proc.log`` (a file); killed at teardown if it is still running."""
+    procs: list[subprocess.Popen] = []
+
+    def _start(*args: str) -> subprocess.Popen:
+        log = tmp_path / f"background-{len(procs)}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "run.py"), *args],
+                cwd=ROOT, env=_lga_env(tmp_path), stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        proc.log = log
+        procs.append(proc)
+        return proc
+
+    yield _start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,6 +1,9 @@
 """A real single-node SLURM cluster on localhost (python -m lga.slurm), and a sweep through it."""
 
 import csv
+import json
+import subprocess
+import time
 
 import pytest
 
@@ -29,3 +32,60 @@ def test_sweep_runs_as_slurm_jobs(cluster, run_lga, tmp_path):
     logs = sorted(p.name for p in (sweep / ".submitit").glob("*/*_log.out"))
     assert len(logs) == 3 and all("_" in name for name in logs)
     assert "running" in slurm.status()
+
+
+def _squeue() -> dict[str, str]:
+    """job id -> state, for the jobs SLURM still lists as pending or running."""
+    out = subprocess.run(["squeue", "-h", "-o", "%i %T"], capture_output=True, text=True, check=True).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_cancelled_job_is_reported_failed(cluster, start_lga, tmp_path):
+    """`scancel` of one job mid-sweep: the launcher waits for the others, writes the summary with
+    the cancelled job as failed (and why), and exits non-zero instead of hanging."""
+    sweep = tmp_path / "sweep"
+    proc = start_lga(
+        "-m", "attention=none", "trainer=debug", "trainer.max_epochs=1,1000", "logger=none", "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    _wait_for(lambda: (sweep / "1/.hydra/config.yaml").is_file(), 180, "job 1 to start")
+    long_job = next(job for job in _squeue() if job.endswith("_1"))
+    subprocess.run(["scancel", long_job], check=True)
+    proc.wait(timeout=240)  # submitit polls job states about once a minute
+    assert proc.returncode == 1, proc.log.read_text()[-3000:]
+    assert "1 of 2 jobs did not finish" in proc.log.read_text()
+    rows = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert [r["status"] for r in rows] == ["ok", "failed"]
+    assert f"SLURM job {long_job} ended CANCELLED" in rows[1]["error"]
+
+
+def test_preempted_job_is_requeued_once_and_resumes(cluster, start_lga, tmp_path):
+    """SLURM signals a job before preemption or its time limit (USR2 for submitit): submitit
+    requeues it, the same job resumes from last.ckpt in the same directory and W&B run, and
+    Lightning does not requeue it a second time."""
+    sweep = tmp_path / "sweep"
+    proc = start_lga(
+        "-m", "attention=none", "trainer=debug", "trainer.max_epochs=40", "logger=wandb", "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=5", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    _wait_for(lambda: (sweep / "0/checkpoints/last.ckpt").is_file(), 180, "the first checkpoint")
+    (job,) = _squeue()
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    _wait_for(lambda: _squeue().get(job) == "PENDING", 60, "the requeue")
+    # a requeued job waits about two minutes (its BeginTime) before SLURM starts it again
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+    proc.wait(timeout=240)
+    assert proc.returncode == 0, proc.log.read_text()[-3000:]
+    info = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
+    assert " Restarts=1 " in info, info
+    result = json.loads((sweep / "0/result.json").read_text())
+    assert result["status"] == "ok" and result["resumed_from"] == str(sweep / "0/checkpoints/last.ckpt")
+    run_files = sorted((sweep / "0").glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(run_files) == 2 and len({p.name for p in run_files}) == 1  # two sessions, one W&B run id

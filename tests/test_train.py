@@ -136,16 +136,11 @@ def test_ddp_two_cpu_processes(run_lga, tmp_path):
     assert result["metrics"]["test/top1"] == pytest.approx(expected, abs=1e-6)
 
 
-def test_killed_run_resumes_to_the_same_result(run_lga, tmp_path):
+def test_killed_run_resumes_to_the_same_result(run_lga, start_lga, tmp_path):
     """Kill a run mid-training, re-run the same command: it resumes from last.ckpt, ends with the
     metrics of an uninterrupted run, and continues the same W&B run."""
-    import os
     import signal
-    import subprocess
-    import sys
     import time
-
-    from tests.conftest import ROOT
 
     args = [
         "trainer.max_epochs=4", "trainer.limit_train_batches=12", "trainer.limit_val_batches=1",
@@ -156,11 +151,7 @@ def test_killed_run_resumes_to_the_same_result(run_lga, tmp_path):
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     run_dir = tmp_path / "resumed"
-    env = {**os.environ, "LGA_LOG_DIR": str(tmp_path / "logs"), "WANDB_API_KEY": "", "WANDB_DIR": str(tmp_path / "wandb")}
-    victim = subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), *args, f"hydra.run.dir={run_dir}"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    victim = start_lga(*args, f"hydra.run.dir={run_dir}")
     last = run_dir / "checkpoints/last.ckpt"
     deadline = time.monotonic() + 300
     while not last.is_file() and victim.poll() is None and time.monotonic() < deadline:
