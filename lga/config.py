@@ -1,7 +1,7 @@
 """Config schemas, registered in Hydra's ConfigStore so bad configs fail at compose time.
 
-Fixed groups (trainer, logger, paths, model) have hand-written dataclasses. Groups
-whose options map to constructors (attention, backbone, dataset, optimizer,
+Fixed groups (trainer, logger, paths) have hand-written dataclasses. Groups
+whose options map to constructors (attention, backbone, dataset, model, optimizer,
 scheduler) get one schema per option generated from the constructor's signature,
 so a mistyped option or a wrong type is caught before anything is built, and a new
 block's schema exists as soon as the block is registered. Each option yaml names
@@ -85,13 +85,6 @@ class TrainerConfig:
 
 
 @dataclass
-class ModelConfig:
-    head_channels: int = 0
-    dropout: float = 0.0
-    label_smoothing: float = 0.0
-
-
-@dataclass
 class TrainConfig:
     seed: int = 0
     tags: List[str] = field(default_factory=list)
@@ -99,7 +92,7 @@ class TrainConfig:
     dataset: Any = MISSING
     backbone: Any = MISSING
     attention: Any = MISSING
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: Any = MISSING  # the task's LightningModule options; model.name is the task
     optimizer: Any = MISSING
     scheduler: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -168,8 +161,8 @@ def register_configs() -> None:
 
     from .attention import attention_options, get_attention_class, list_attentions
     from .backbones.registry import _BACKBONES
-    from .data import IDXClassificationDataModule
-    from .models import schedules
+    from .data import COCODataModule, IDXClassificationDataModule, TinyObjectsDataModule, VOCDataModule, YOLODataModule
+    from .models import ClassificationModule, DetectionModule, schedules
 
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
@@ -183,11 +176,18 @@ def register_configs() -> None:
             f"{name}_schema", cls.__init__, skip=("in_chans", "attention", "attention_options"), head=(("name", str, name),)
         )
         cs.store(group="schema/backbone", name=name, node=node)
-    cs.store(
-        group="schema/dataset",
-        name="idx_classification",
-        node=schema_from_signature("idx_dataset_schema", IDXClassificationDataModule.__init__, head=_target_head(IDXClassificationDataModule)),
-    )
+    datasets = {
+        "idx_classification": IDXClassificationDataModule, "tiny_objects": TinyObjectsDataModule,
+        "coco": COCODataModule, "yolo": YOLODataModule, "voc": VOCDataModule,
+    }  # fmt: skip
+    for name, cls in datasets.items():
+        node = schema_from_signature(f"{name}_schema", cls.__init__, head=_target_head(cls))
+        cs.store(group="schema/dataset", name=name, node=node)
+    # options the code fills in (the backbone, the dataset's classes and image shape) are not config
+    filled = ("backbone", "num_classes", "optimizer", "scheduler", "input_shape", "class_names", "image_mean", "image_std")
+    for task, cls in (("classification", ClassificationModule), ("detection", DetectionModule)):
+        node = schema_from_signature(f"{task}_model_schema", cls.__init__, skip=filled, head=(("name", str, task),))
+        cs.store(group="schema/model", name=task, node=node)
     for optim in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
         node = schema_from_signature(f"{optim.__name__}_schema", optim.__init__, skip=("params",), head=_target_head(optim, partial=True))
         cs.store(group="schema/optimizer", name=optim.__name__.lower(), node=node)

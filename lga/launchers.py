@@ -52,6 +52,11 @@ class WaitForAllJobs:
         submitit.AutoExecutor.map_array = map_array  # type: ignore[method-assign]
         try:
             super().launch(job_overrides, initial_job_idx)  # type: ignore[misc]
+        except FailedJobError as err:  # sbatch refused the array: nothing was submitted
+            raise SystemExit(
+                f"error: the scheduler did not accept the sweep: {str(err).strip()}"
+                " (on this machine, `make slurm-up` starts a local cluster)"
+            ) from None
         finally:
             del submitit.AutoExecutor.map_array  # back to the inherited Executor.map_array
 
@@ -75,7 +80,8 @@ class WaitForAllJobs:
             cfg.hydra.job.num = job_num
         result = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / RESULT_FILE
         if not result.is_file():
-            write_json(result, {**describe(cfg), "overrides": overrides, "status": "failed", "error": message})
+            record = {**describe(cfg), "task": cfg.model.name, "overrides": overrides}
+            write_json(result, {**record, "status": "failed", "error": message})
 
 
 class _Submitted:

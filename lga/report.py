@@ -23,10 +23,9 @@ from typing import Any
 
 from scipy import stats
 
-from .sweep import collect
+from .sweep import METRIC_COLUMNS, collect
 from .utils import csv_text, markdown_table, write_atomic
 
-METRICS = ("test_top1", "test_top5", "val_top1_best")
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -108,13 +107,17 @@ def plot(table: list[dict[str, Any]], metric: str, baseline: str, path: Path) ->
     plt.close(fig)
 
 
-def write_report(sweep_dir: str | Path, metric: str = "test_top1", baseline: str = "none") -> dict[str, Path]:
+def write_report(sweep_dir: str | Path, metric: str | None = None, baseline: str = "none") -> dict[str, Path]:
+    """Write report.md, report.csv and report.png into ``sweep_dir``. ``metric`` defaults to
+    the sweep's headline: test top-1 for classification, test mAP50 for detection."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SystemExit(f"error: {sweep_dir} is not a directory; pass a sweep directory written by `run.py -m`")
     rows = collect(sweep_dir)
     if not rows:
         raise SystemExit(f"error: no jobs under {sweep_dir} (no */.hydra/config.yaml); is it a sweep directory?")
+    if metric is None:
+        metric = next((m for m in ("test_top1", "test_map50") if any(r[m] is not None for r in rows)), "test_top1")
     table = aggregate(rows, metric, baseline)
     failed = [r for r in rows if r["status"] != "ok"]
     out = {"md": sweep_dir / "report.md", "csv": sweep_dir / "report.csv", "png": sweep_dir / "report.png"}
@@ -130,7 +133,7 @@ def write_report(sweep_dir: str | Path, metric: str = "test_top1", baseline: str
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir")
-    parser.add_argument("--metric", default="test_top1", choices=METRICS)
+    parser.add_argument("--metric", choices=METRIC_COLUMNS, help="default: test_top1, or test_map50 for detection")
     parser.add_argument("--baseline", default="none", help="attention the others are compared with")
     args = parser.parse_args(argv)
     paths = write_report(args.sweep_dir, args.metric, args.baseline)

@@ -16,10 +16,23 @@ from .utils import csv_text, markdown_table, write_atomic
 
 log = logging.getLogger(__name__)
 
-COLUMNS = [
-    "job", "dataset", "backbone", "attention", "seed", "test_top1", "test_top5",
-    "val_top1_best", "params_M", "gflops", "train_time_s", "status", "error",
-]  # fmt: skip
+AXES = ["job", "dataset", "backbone", "attention", "seed"]
+# summary column -> result metric, per task (percent)
+TASK_METRICS = {
+    "classification": {"test_top1": "test/top1", "test_top5": "test/top5", "val_top1_best": "val/top1_best"},
+    "detection": {
+        "test_map50": "test/map50", "test_map": "test/map", "test_map_small": "test/map_small",
+        "test_mar100": "test/mar100", "val_map50_best": "val/map50_best",
+    },
+}  # fmt: skip
+TAIL = ["params_M", "gflops", "train_time_s", "status", "error"]
+METRIC_COLUMNS = [column for cols in TASK_METRICS.values() for column in cols]
+
+
+def columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The axes, the metrics of the tasks the sweep ran, then cost and status."""
+    tasks = {r["task"] for r in rows} or {"classification"}
+    return AXES + [c for task, cols in TASK_METRICS.items() if task in tasks for c in cols] + TAIL
 
 
 def _job_dirs(sweep_dir: Path) -> list[Path]:
@@ -30,6 +43,11 @@ def _job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda d: (len(d.name), d.name))
 
 
+def _percent(value: float | None) -> float | None:
+    # COCO's mAP is -1 for a size class without objects: no value rather than a number
+    return None if value is None or value < 0 else round(100 * value, 2)
+
+
 def _row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     result_file = job_dir / RESULT_FILE
     if result_file.is_file():
@@ -38,16 +56,15 @@ def _row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         cfg = OmegaConf.load(job_dir / ".hydra/config.yaml")
         result = {
             "dataset": cfg.dataset.name, "backbone": cfg.backbone.name, "attention": cfg.attention.name,
-            "seed": cfg.seed, "status": "incomplete", "error": "no result.json: the job was killed or is still running",
+            "seed": cfg.seed, "task": cfg.model.name, "status": "incomplete",
+            "error": "no result.json: the job was killed or is still running",
         }  # fmt: skip
     metrics = result.get("metrics", {})
-    percent = lambda key: round(100 * metrics[key], 2) if key in metrics else None  # noqa: E731
     return {
         "job": str(job_dir.relative_to(sweep_dir)),
         **{k: result.get(k) for k in ("dataset", "backbone", "attention", "seed")},
-        "test_top1": percent("test/top1"),
-        "test_top5": percent("test/top5"),
-        "val_top1_best": percent("val/top1_best"),
+        "task": result.get("task", "classification"),
+        **{column: _percent(metrics.get(key)) for cols in TASK_METRICS.values() for column, key in cols.items()},
         "params_M": round(result["params"] / 1e6, 4) if "params" in result else None,
         "gflops": round(result["flops"] / 1e9, 4) if "flops" in result else None,
         "train_time_s": result.get("train_time_s"),
@@ -62,11 +79,13 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
-    return markdown_table(COLUMNS, ([r[c] for c in COLUMNS] for r in rows)) + "\n"
+    cols = columns(rows)
+    return markdown_table(cols, ([r[c] for c in cols] for r in rows)) + "\n"
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    return csv_text(rows, COLUMNS)
+    cols = columns(rows)
+    return csv_text(({c: r[c] for c in cols} for r in rows), cols)
 
 
 def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import traceback
@@ -10,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.fabric.utilities.seed import seed_everything
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
@@ -21,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .backbones import create_backbone
 from .loggers import build_loggers, finish_loggers
-from .models import ClassificationModule
+from .models import ClassificationModule, DetectionModule, TaskModule
 from .utils import LGAError, write_json
 
 log = logging.getLogger(__name__)
@@ -59,11 +62,25 @@ def describe(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def build_model(cfg: DictConfig, datamodule) -> ClassificationModule:
-    """Backbone with the configured attention + head; raises LGAError on bad options."""
+def build_model(cfg: DictConfig, datamodule) -> TaskModule:
+    """Backbone with the configured attention + the task's model; raises LGAError on bad options."""
+    task, data_task = cfg.model.name, getattr(datamodule, "task", "classification")
+    if task != data_task:
+        raise LGAError(
+            f"dataset={cfg.dataset.name} is a {data_task} dataset, but the model is for {task}: "
+            f"add task={data_task}, or pick a {task} dataset"
+        )
     backbone_opts = {k: v for k, v in OmegaConf.to_container(cfg.backbone, resolve=True).items() if k != "name"}
     attention_opts = {k: v for k, v in OmegaConf.to_container(cfg.attention, resolve=True).items() if k != "name"}
-    try:
+    model_opts = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
+    common = {
+        "optimizer": instantiate(cfg.optimizer),
+        "scheduler": instantiate(cfg.scheduler),
+        "input_shape": (datamodule.in_chans, datamodule.image_size, datamodule.image_size),
+    }
+    if task == "detection":
+        common.update(class_names=datamodule.class_names, image_mean=datamodule.mean, image_std=datamodule.std)
+    try:  # constructor checks: heads not dividing channels, even kernels, FPN widths, ...
         backbone = create_backbone(
             cfg.backbone.name,
             in_chans=datamodule.in_chans,
@@ -71,16 +88,12 @@ def build_model(cfg: DictConfig, datamodule) -> ClassificationModule:
             attention_options=attention_opts,
             **backbone_opts,
         )
-    except ValueError as err:  # constructor checks: heads not dividing channels, even kernels, ...
-        raise LGAError(f"cannot build backbone={cfg.backbone.name} with attention={cfg.attention.name}: {err}") from None
-    return ClassificationModule(
-        backbone,
-        datamodule.num_classes,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=instantiate(cfg.scheduler),
-        input_shape=(datamodule.in_chans, datamodule.image_size, datamodule.image_size),
-        **cfg.model,
-    )
+        module = DetectionModule if task == "detection" else ClassificationModule
+        return module(backbone, datamodule.num_classes, **common, **model_opts)
+    except ValueError as err:
+        raise LGAError(
+            f"cannot build model={task} backbone={cfg.backbone.name} attention={cfg.attention.name}: {err}"
+        ) from None
 
 
 def _sweep_identity() -> tuple[str, str]:
@@ -93,13 +106,45 @@ def _sweep_identity() -> tuple[str, str]:
     return group, group
 
 
+def _build_datamodule(cfg: DictConfig):
+    """The dataset's LightningDataModule (cheap: most read their files in setup())."""
+    try:
+        return instantiate(cfg.dataset)
+    except InstantiationException as err:  # Hydra wraps the constructor's own error
+        if isinstance(err.__cause__, (LGAError, ValueError)):
+            raise LGAError(f"dataset={cfg.dataset.name}: {err.__cause__}") from None
+        raise
+
+
+def _check_resumable(checkpoint: Path, model: TaskModule) -> None:
+    """The checkpoint holds this model's weights (same names and shapes), or a clear error."""
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)["state_dict"]
+    expected = model.state_dict()
+    if {k: tuple(v.shape) for k, v in saved.items()} != {k: tuple(v.shape) for k, v in expected.items()}:
+        raise LGAError(
+            f"{checkpoint} holds a different model than this config builds, so this run cannot resume "
+            f"from it; give the run a new directory (hydra.run.dir=... or hydra.sweep.dir=...) or delete {checkpoint.parent}"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one configuration; returns its metrics and cost."""
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        # torch would start a thread per core of the node, not per CPU the job was given;
+        # jobs sharing a node then fight over cores
+        torch.set_num_threads(int(os.environ["SLURM_CPUS_PER_TASK"]))
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     axes = describe(cfg)
-    datamodule = instantiate(cfg.dataset)  # cheap: files are read in setup()
+    datamodule = _build_datamodule(cfg)
     model = build_model(cfg, datamodule)
+    # resume: a run restarted in the same directory (same hydra.run.dir / sweep.dir, or a
+    # SLURM requeue of the same job) continues from its last checkpoint
+    last = output_dir / "checkpoints" / "last.ckpt"
+    resume_from = str(last) if last.is_file() else None
+    if resume_from:
+        _check_resumable(last, model)
+        log.info("resuming from %s", resume_from)
 
     group, run_id = _sweep_identity()
     run_name = "-".join(f"{v}" for k, v in axes.items() if k != "seed") + f"-s{axes['seed']}"
@@ -112,16 +157,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         config=OmegaConf.to_container(cfg, resolve=True),
         run_id=re.sub(r"[^A-Za-z0-9_-]", "-", run_id),
     )
-    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor="val/top1", mode="max", filename="best")
+    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=model.monitor, mode="max", filename="best")
     # save_last would refresh last.ckpt only when best.ckpt changes; resuming needs every epoch
     last_checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
     callbacks = [checkpoint, last_checkpoint, EpochSeed(cfg.seed)] + ([LearningRateMonitor(logging_interval="epoch")] if loggers else [])
-    # resume: a run restarted in the same directory (same hydra.run.dir / sweep.dir, or a
-    # SLURM requeue of the same job) continues from its last checkpoint
-    last = output_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last) if last.is_file() else None
-    if resume_from:
-        log.info("resuming from %s", resume_from)
     # under SLURM, submitit requeues (timeouts, preemption); Lightning's own requeue
     # would answer the same signal a second time
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
@@ -152,6 +191,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "flops": model.cost["flops"],
         "train_time_s": round(train_time, 2),
         "resumed_from": resume_from,
+        "monitor": model.monitor,
     }
 
 
@@ -163,7 +203,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     its message alone; any other exception propagates with its traceback.
     """
     output_dir = Path(cfg.paths.output_dir)
-    record = {**describe(cfg), "overrides": list(HydraConfig.get().overrides.task)}
+    record = {**describe(cfg), "task": cfg.model.name, "overrides": list(HydraConfig.get().overrides.task)}
     # under DDP every process runs this; only the first writes the record
     write_record = rank_zero_only(lambda data: write_json(output_dir / RESULT_FILE, data))
     try:
@@ -178,6 +218,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             raise SystemExit(f"error: {message}") from None
         raise
     write_record({**record, **result, "status": "ok"})
-    top1 = result["metrics"].get("test/top1")
-    log.info("%s: test top-1 %s", record, "n/a" if top1 is None else f"{100 * top1:.2f}%")
+    headline = result["monitor"].replace("val/", "test/")
+    value = result["metrics"].get(headline)
+    log.info("%s: %s %s", record, headline, "n/a" if value is None else f"{100 * value:.2f}%")
     return result

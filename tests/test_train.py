@@ -170,3 +170,12 @@ def test_killed_run_resumes_to_the_same_result(run_lga, start_lga, tmp_path):
         assert second["metrics"][key] == first["metrics"][key], key
     run_files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(run_files) == 2 and len({p.name for p in run_files}) == 1  # two sessions, one W&B run id
+
+
+def test_resuming_a_different_model_is_a_clear_error(run_lga, tmp_path):
+    """A run directory holding another config's last.ckpt is not silently mixed with this one."""
+    first = run_lga("trainer=debug", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert first.returncode == 0, first.stderr[-3000:]
+    other = run_lga("trainer=debug", "logger=none", "attention=se", f"hydra.run.dir={tmp_path}/run")
+    assert other.returncode == 1
+    assert "holds a different model than this config builds" in other.stderr and "Traceback" not in other.stderr

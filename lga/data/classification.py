@@ -63,6 +63,8 @@ class IDXClassificationDataModule(L.LightningDataModule):
         mean, std: normalisation of [0, 1] pixels.
     """
 
+    task = "classification"
+
     def __init__(
         self,
         *,

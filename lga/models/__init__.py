@@ -1,7 +1,13 @@
-"""LightningModules and heads."""
+"""LightningModules, heads and necks."""
 
+from .base import TaskModule
 from .classification import ClassificationModule
 from .cost import count_flops, count_params
+from .detection import DetectionModule, build_detector
 from .heads import ClassificationHead
+from .necks import BackboneWithFPN
 
-__all__ = ["ClassificationHead", "ClassificationModule", "count_flops", "count_params"]
+__all__ = [
+    "BackboneWithFPN", "ClassificationHead", "ClassificationModule", "DetectionModule", "TaskModule",
+    "build_detector", "count_flops", "count_params",
+]  # fmt: skip

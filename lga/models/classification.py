@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,13 +12,14 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from ..attention.lga_reference import LocalGlobalAttentionBase
+from .base import TaskModule
 from .cost import count_flops, count_params
 from .heads import ClassificationHead
 
 SPLITS = ("train", "val", "test")
 
 
-class ClassificationModule(L.LightningModule):
+class ClassificationModule(TaskModule):
     """Backbone -> (attention inside the backbone) -> classification head, cross-entropy.
 
     Logs ``{train,val,test}/{loss,top1,top5}`` (accuracy as a fraction), ``val/top1_best``,
@@ -36,6 +36,8 @@ class ClassificationModule(L.LightningModule):
         input_shape: (C, H, W) used to count FLOPs.
     """
 
+    monitor = "val/top1"
+
     def __init__(
         self,
         backbone: nn.Module,
@@ -48,13 +50,12 @@ class ClassificationModule(L.LightningModule):
         label_smoothing: float = 0.0,
         input_shape: tuple[int, int, int] = (1, 32, 32),
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer=optimizer, scheduler=scheduler)
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
         self.backbone = backbone
         self.head = ClassificationHead(
             backbone.out_channels[-1], num_classes, hidden_channels=head_channels, dropout=dropout
         )
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         top_k = min(5, num_classes)
         accuracy = lambda k: MulticlassAccuracy(num_classes, top_k=k, average="micro")  # noqa: E731
         self.metrics = nn.ModuleDict(
@@ -100,10 +101,6 @@ class ClassificationModule(L.LightningModule):
         self._step(batch, "test")
 
     # -- reporting ----------------------------------------------------------------------
-    def on_fit_start(self) -> None:
-        for logger in self.loggers:
-            logger.log_metrics({"model/params_M": self.cost["params"] / 1e6, "model/gflops": self.cost["flops"] / 1e9}, step=0)
-
     def _record_scale_weights(self, name: str, block: LocalGlobalAttentionBase, x: torch.Tensor) -> None:
         trainer = self._trainer
         if trainer is not None and trainer.validating and not trainer.sanity_checking:
@@ -124,10 +121,3 @@ class ClassificationModule(L.LightningModule):
             if self._scale_means.get(name):
                 for i, w in enumerate(torch.stack(self._scale_means.pop(name)).mean(0)):
                     self.log(f"{prefix}/scale_w{i}", w, sync_dist=True)
-
-    def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
