@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 from urllib.parse import urlparse
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from ..utils import reachable
 from .idx import DatasetFileError, read_idx
@@ -38,6 +38,19 @@ class SeededShuffleSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size
+
+
+def training_loader(dataset: Dataset, batch_size: int, collate_fn: Callable | None = None) -> DataLoader:
+    """Shuffled by a :class:`SeededShuffleSampler`, full batches only."""
+    # a private generator: creating the iterator then draws nothing from the global RNG
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=SeededShuffleSampler(len(dataset)),
+        drop_last=True,
+        collate_fn=collate_fn,
+        generator=torch.Generator(),
+    )
 
 
 class IDXClassificationDataModule(L.LightningDataModule):
@@ -166,14 +179,7 @@ class IDXClassificationDataModule(L.LightningDataModule):
         }
 
     def train_dataloader(self) -> DataLoader:
-        # a private generator: creating the iterator then draws nothing from the global RNG
-        return DataLoader(
-            self.data["train"],
-            batch_size=self.batch_size,
-            sampler=SeededShuffleSampler(len(self.data["train"])),
-            drop_last=True,
-            generator=torch.Generator(),
-        )
+        return training_loader(self.data["train"], self.batch_size)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.data["val"], batch_size=self.eval_batch_size)

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.io import ImageReadMode, decode_image
 
 from ..utils import LGAError
-from .classification import SeededShuffleSampler
+from .classification import training_loader
 
 SPLITS = ("train", "val", "test")
 
@@ -130,14 +130,7 @@ class DetectionDataModule(L.LightningDataModule):
         return len(self.class_names)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.data["train"],
-            batch_size=self.batch_size,
-            sampler=SeededShuffleSampler(len(self.data["train"])),
-            drop_last=True,
-            collate_fn=collate,
-            generator=torch.Generator(),  # the loader then draws nothing from the global RNG
-        )
+        return training_loader(self.data["train"], self.batch_size, collate_fn=collate)
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.data["val"], batch_size=self.eval_batch_size, collate_fn=collate)

@@ -8,6 +8,8 @@ import lightning as L
 import torch
 from torch.optim import Optimizer
 
+from ..attention.lga_reference import LocalGlobalAttentionBase
+
 
 class TaskModule(L.LightningModule):
     """Base of lga's LightningModules.
@@ -31,6 +33,33 @@ class TaskModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+
+    def track_lga_blocks(self) -> None:
+        """Find the model's LGA blocks and record their mean scale weights during validation
+        (call at the end of ``__init__``); :meth:`log_lga_blocks` logs them."""
+        self.lga_blocks = {name: m for name, m in self.named_modules() if isinstance(m, LocalGlobalAttentionBase)}
+        self._scale_means: dict[str, list[torch.Tensor]] = {}
+        for name, block in self.lga_blocks.items():
+            if block.scale_weight is not None:
+                block.register_forward_pre_hook(lambda mod, args, name=name: self._record_scale_weights(name, mod, args[0]))
+
+    def _record_scale_weights(self, name: str, block: LocalGlobalAttentionBase, x: torch.Tensor) -> None:
+        trainer = self._trainer
+        if trainer is not None and trainer.validating and not trainer.sanity_checking:
+            with torch.no_grad():
+                self._scale_means.setdefault(name, []).append(block.scale_weights(x).mean((0, 2, 3)))
+
+    def log_lga_blocks(self) -> None:
+        """Log each LGA block's fusion weights (a_local, a_global) and mean scale weights."""
+        for name, block in self.lga_blocks.items():
+            prefix = f"lga/{name.replace('.', '/')}"
+            a_local, a_global = block.fusion_weights()
+            # sync_dist: under DDP each process saw different batches (the scale weights differ)
+            self.log(f"{prefix}/a_local", a_local.detach(), sync_dist=True)
+            self.log(f"{prefix}/a_global", a_global.detach(), sync_dist=True)
+            if self._scale_means.get(name):
+                for i, w in enumerate(torch.stack(self._scale_means.pop(name)).mean(0)):
+                    self.log(f"{prefix}/scale_w{i}", w, sync_dist=True)
 
     def on_fit_start(self) -> None:
         for logger in self.loggers:

@@ -11,7 +11,6 @@ from torch.optim import Optimizer
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from ..attention.lga_reference import LocalGlobalAttentionBase
 from .base import TaskModule
 from .cost import count_flops, count_params
 from .heads import ClassificationHead
@@ -64,12 +63,7 @@ class ClassificationModule(TaskModule):
         self.losses = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in SPLITS})
         self.val_top1_best = MaxMetric()
         self.val_top1_best.persistent(True)  # kept in checkpoints, so a resumed run knows its best
-        self.lga_blocks = {name: m for name, m in self.named_modules() if isinstance(m, LocalGlobalAttentionBase)}
-        # mean scale weights of each LGA block, recorded during validation only
-        self._scale_means: dict[str, list[torch.Tensor]] = {}
-        for name, block in self.lga_blocks.items():
-            if block.scale_weight is not None:
-                block.register_forward_pre_hook(lambda mod, args, name=name: self._record_scale_weights(name, mod, args[0]))
+        self.track_lga_blocks()
         self.cost = {
             "params": count_params(self),
             "flops": count_flops(self, (1, *input_shape)),
@@ -101,23 +95,9 @@ class ClassificationModule(TaskModule):
         self._step(batch, "test")
 
     # -- reporting ----------------------------------------------------------------------
-    def _record_scale_weights(self, name: str, block: LocalGlobalAttentionBase, x: torch.Tensor) -> None:
-        trainer = self._trainer
-        if trainer is not None and trainer.validating and not trainer.sanity_checking:
-            with torch.no_grad():
-                self._scale_means.setdefault(name, []).append(block.scale_weights(x).mean((0, 2, 3)))
-
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:  # a few batches before training: not a result
             return
         self.val_top1_best(self.metrics["val_acc"]["top1"].compute())
-        # sync_dist: under DDP each process saw different batches (the scale weights differ)
         self.log("val/top1_best", self.val_top1_best.compute(), sync_dist=True)
-        for name, block in self.lga_blocks.items():
-            prefix = f"lga/{name.replace('.', '/')}"
-            a_local, a_global = block.fusion_weights()
-            self.log(f"{prefix}/a_local", a_local.detach(), sync_dist=True)
-            self.log(f"{prefix}/a_global", a_global.detach(), sync_dist=True)
-            if self._scale_means.get(name):
-                for i, w in enumerate(torch.stack(self._scale_means.pop(name)).mean(0)):
-                    self.log(f"{prefix}/scale_w{i}", w, sync_dist=True)
+        self.log_lga_blocks()

@@ -89,7 +89,8 @@ class DetectionModule(TaskModule):
     ``{val,test}/{map50,map,map75,map_small,map_medium,map_large,mar100,mar_small}``
     (fractions; -1 where a size class has no objects) and ``val/map50_best``. With a
     W&B logger, the first ``log_images`` validation images go to W&B each epoch with
-    their true boxes and the predictions scoring at least ``image_score_thresh``.
+    their true boxes and the predictions scoring at least ``image_score_thresh``. LGA
+    blocks log their fusion and scale weights, as in classification.
 
     Args:
         backbone: a :class:`lga.backbones.Backbone` returning stride 8/16/32 maps.
@@ -143,6 +144,7 @@ class DetectionModule(TaskModule):
         )
         self.val_map50_best = MaxMetric()
         self.val_map50_best.persistent(True)
+        self.track_lga_blocks()
         self.cost = {"params": count_params(self.detector), "flops": count_flops(self.detector, (1, *input_shape))}
 
     @staticmethod
@@ -190,6 +192,7 @@ class DetectionModule(TaskModule):
             return
         self.val_map50_best(torch.tensor(values["map50"]))
         self.log("val/map50_best", self.val_map50_best.compute())
+        self.log_lga_blocks()
 
     def on_test_epoch_end(self) -> None:
         self._log_map("test")
