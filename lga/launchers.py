@@ -73,15 +73,14 @@ class WaitForAllJobs:
 
     def _record_failure(self, overrides: list[str], job_num: int, message: str) -> None:
         """Write the job's ``result.json`` as failed, unless the job wrote one itself."""
-        from .train import RESULT_FILE, describe  # here: Hydra imports launchers at every start
+        from .train import RESULT_FILE, job_record  # here: Hydra imports launchers at every start
 
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)  # type: ignore[attr-defined]
         with open_dict(cfg.hydra.job):
             cfg.hydra.job.num = job_num
         result = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / RESULT_FILE
         if not result.is_file():
-            record = {**describe(cfg), "task": cfg.model.name, "overrides": overrides}
-            write_json(result, {**record, "status": "failed", "error": message})
+            write_json(result, {**job_record(cfg, overrides), "status": "failed", "error": message})
 
 
 class _Submitted:

@@ -62,6 +62,11 @@ def describe(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def job_record(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """What ``result.json`` says of any job, finished or not: its axes, task and overrides."""
+    return {**describe(cfg), "task": cfg.model.name, "overrides": overrides}
+
+
 def build_model(cfg: DictConfig, datamodule) -> TaskModule:
     """Backbone with the configured attention + the task's model; raises LGAError on bad options."""
     task, data_task = cfg.model.name, getattr(datamodule, "task", "classification")
@@ -203,7 +208,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     its message alone; any other exception propagates with its traceback.
     """
     output_dir = Path(cfg.paths.output_dir)
-    record = {**describe(cfg), "task": cfg.model.name, "overrides": list(HydraConfig.get().overrides.task)}
+    record = job_record(cfg, list(HydraConfig.get().overrides.task))
     # under DDP every process runs this; only the first writes the record
     write_record = rank_zero_only(lambda data: write_json(output_dir / RESULT_FILE, data))
     try:

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, DetectionDataset, check_box, drop_unreadable, target
+from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, check_box, target
 
 
 def read_coco(annotation_file: str | Path, image_dir: str | Path) -> tuple[list[str], list[AnnotatedImage]]:
@@ -106,14 +106,11 @@ class COCODataModule(DetectionDataModule):
     def class_names(self) -> list[str]:
         return self._splits["train"][0]
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.data:
-            return
-        for split in ("train", "val", "test"):
-            names, records = self._splits.get(split, self._splits["val"])
-            if names != self.class_names:
-                raise AnnotationError(
-                    f"{self.annotations[split]}: categories {names} differ from the training file's {self.class_names}"
-                )
-            source = self.annotations.get(split, self.annotations["val"])
-            self.data[split] = DetectionDataset(records=drop_unreadable(records, source), in_chans=self.in_chans)
+    def read_split(self, split: str) -> tuple[list[AnnotatedImage], str]:
+        source = split if split in self._splits else "val"  # no test annotations: test on val
+        names, records = self._splits[source]
+        if names != self.class_names:
+            raise AnnotationError(
+                f"{self.annotations[source]}: categories {names} differ from the training file's {self.class_names}"
+            )
+        return records, self.annotations[source]

@@ -89,8 +89,9 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class DetectionDataModule(L.LightningDataModule):
-    """Base of detection datasets: subclasses fill ``self.data`` (split -> DetectionDataset)
-    in ``setup`` and set ``class_names``.
+    """Base of detection datasets: subclasses set ``class_names`` and either implement
+    ``read_split`` (datasets on disk) or override ``setup`` to fill ``self.data``
+    (split -> DetectionDataset).
 
     Args:
         name: shown in logs and the summary.
@@ -128,6 +129,17 @@ class DetectionDataModule(L.LightningDataModule):
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def read_split(self, split: str) -> tuple[list[AnnotatedImage], str]:
+        """The split's annotated images, and where they come from (for messages)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement read_split or override setup")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data:
+            return
+        for split in SPLITS:
+            records, source = self.read_split(split)
+            self.data[split] = DetectionDataset(records=drop_unreadable(records, source), in_chans=self.in_chans)
 
     def train_dataloader(self) -> DataLoader:
         return training_loader(self.data["train"], self.batch_size, collate_fn=collate)

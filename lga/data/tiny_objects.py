@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torchvision.ops import box_iou
 
 from .classification import IDXClassificationDataModule
-from .detection import DetectionDataModule, DetectionDataset
+from .detection import SPLITS, DetectionDataModule, DetectionDataset, target
 
 DIGIT_NAMES = [str(d) for d in range(10)]
 
@@ -70,6 +70,7 @@ def generate(
     check_options(image_size, object_size, objects_per_image)
     (lo, hi), (n_lo, n_hi) = object_size, objects_per_image
     rng = random.Random(seed)
+    draw_side = lambda: round(math.exp(rng.uniform(math.log(lo), math.log(hi))))  # noqa: E731  log-uniform
     noise_gen = torch.Generator().manual_seed(seed)
     canvases = torch.zeros(count, 1, image_size, image_size)
     targets = []
@@ -79,7 +80,7 @@ def generate(
             h, w = item.shape
             ph, pw = rng.randint(h // 4, h // 2), rng.randint(w // 4, w // 2)
             y, x = rng.randint(0, h - ph), rng.randint(0, w - pw)
-            side = round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+            side = draw_side()
             piece = _resize(item[y : y + ph, x : x + pw], side, side) * rng.uniform(0.3, 0.7)
             top, left = rng.randint(0, image_size - side), rng.randint(0, image_size - side)
             region = canvas[top : top + side, left : left + side]
@@ -88,7 +89,7 @@ def generate(
         classes: list[int] = []
         for _ in range(rng.randint(n_lo, n_hi)):
             index = rng.randrange(len(items))
-            side = round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+            side = draw_side()
             patch = _resize(items[index], side, side) * rng.uniform(0.6, 1.0)
             tight = _tight_box(patch, 0.25 * float(patch.max()))
             if tight is None:
@@ -102,12 +103,8 @@ def generate(
                     boxes.append([float(v) for v in box])
                     classes.append(int(labels[index]))
                     break
-        targets.append(
-            {
-                "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-                "labels": torch.tensor(classes, dtype=torch.int64),
-            }
-        )
+        box_tensor, label_tensor = target(boxes, classes)
+        targets.append({"boxes": box_tensor, "labels": label_tensor})
     canvases += torch.rand(canvases.shape, generator=noise_gen) * noise
     return canvases.round().clamp(0, 255).to(torch.uint8), targets
 
@@ -170,7 +167,7 @@ class TinyObjectsDataModule(DetectionDataModule):
         if self.data:
             return
         self.source.setup()
-        for offset, split in enumerate(("train", "val", "test")):
+        for offset, split in enumerate(SPLITS):
             items, labels = self.source.data[split].tensors
             images, targets = generate(
                 items[:, 0], labels, self.sizes[split], seed=self.seed * 1000 + offset, **self.options

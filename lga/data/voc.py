@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Sequence
 
-from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, DetectionDataset, check_box, drop_unreadable, target
+from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, check_box, target
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -93,10 +93,5 @@ class VOCDataModule(DetectionDataModule):
         self.root, self.class_names = Path(root), list(class_names)
         self.splits = dict(splits or {"train": "train", "val": "val", "test": "val"})
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.data:
-            return
-        for split in ("train", "val", "test"):
-            records = read_voc_split(self.root, self.splits[split], self.class_names)
-            where = f"{self.root} ({self.splits[split]})"
-            self.data[split] = DetectionDataset(records=drop_unreadable(records, where), in_chans=self.in_chans)
+    def read_split(self, split: str) -> tuple[list[AnnotatedImage], str]:
+        return read_voc_split(self.root, self.splits[split], self.class_names), f"{self.root} ({self.splits[split]})"

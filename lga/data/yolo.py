@@ -10,7 +10,7 @@ from typing import Sequence
 import yaml
 from PIL import Image
 
-from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, DetectionDataset, drop_unreadable, target
+from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, target
 
 IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
 TOLERANCE = 0.01  # normalised coordinates this far outside [0, 1] are rounding, and clipped
@@ -143,11 +143,6 @@ class YOLODataModule(DetectionDataModule):
         self.data_yaml = Path(data)
         self.class_names, self.splits = read_data_yaml(self.data_yaml)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.data:
-            return
-        for split in ("train", "val", "test"):
-            sources = self.splits.get(split, self.splits["val"])
-            records = read_yolo_split(sources, self.num_classes)
-            where = f"{self.data_yaml} ({split}: {', '.join(map(str, sources))})"
-            self.data[split] = DetectionDataset(records=drop_unreadable(records, where), in_chans=self.in_chans)
+    def read_split(self, split: str) -> tuple[list[AnnotatedImage], str]:
+        sources = self.splits.get(split, self.splits["val"])
+        return read_yolo_split(sources, self.num_classes), f"{self.data_yaml} ({split}: {', '.join(map(str, sources))})"
