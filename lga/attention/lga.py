@@ -4,29 +4,62 @@ Shao, "Local-Global Attention: An Adaptive Mechanism for Multi-Scale Feature
 Integration", arXiv:2411.09604 (2024).
 
 What differs from ``lga_reference.py`` is only how the same numbers are computed:
-- every convolution runs in channels_last: depthwise convs (the 11x11 one above all)
-  are 2-4x faster that way on CPU;
-- the scale weights sum to one, so ``sum_i w_i (v_i + x)`` is folded to
-  ``x + sum_i w_i v_i``, and views already at full size are not resized;
-- the positional table is not resized when it already matches the map;
-- the branch average and the alphas are folded into one weighted sum, and the raw
-  input is added once with weight ``a_local + a_global`` instead of once per branch.
+
+- **The qkv projection is folded into the attention.** A branch computes
+  ``softmax(Q K^T * s) V`` with ``Q = Wq Z + bq`` (Z: the depthwise conv's output, a
+  ``d x N`` block per head). ``Q K^T = [Wq bq] [Z;1][Z;1]^T [Wk bk]^T``, so only the
+  ``(d+1) x (d+1)`` Gram matrix of Z is needed, and ``A V = (A [Wv bv]) [Z;1]``. The
+  ``3C``-channel q/k/v maps are never built: per branch, one Gram product and one
+  output product replace the grouped 1x1 conv and the two attention products
+  (about a third of the FLOPs, and none of q/k/v is saved for backward).
+  Because the published conv has ``groups = heads`` and splits its ``3C`` outputs
+  into q|k|v afterwards, head h's q, k and v read input groups ``h//3``,
+  ``(H+h)//3`` and ``(2H+h)//3``; :func:`qkv_source_groups` spells this out.
+- **Everything stays channels_last.** Depthwise convs (the 11x11 one above all) are
+  several times faster that way on CPU, and the Gram and output products read the
+  ``(B, N, C)`` token view of a channels_last map directly, so no layout copies.
+- The scale weights sum to one, so ``sum_i w_i (v_i + x)`` is ``x + sum_i w_i v_i``;
+  maps already at full size are not resized, nor is the positional table when it
+  matches.
+- The branch average, the alphas and the raw-input residuals are folded into one
+  weighted sum: ``x`` is added once, with weight ``a_local + a_global``.
 
 Measured and dropped (slower on CPU with torch 2.14): zero-padding the 3/5/7 local
 kernels into one grouped 7x7 conv, one grouped 1x1 conv for all qkv projections,
-one batched matmul for all branches (the stacking copies between memory layouts
-cost more than they save), and attention on the channels_last layout itself (one
-C x C bmm with off-head blocks masked: no copies, but 6x the matmul FLOPs and more
-saved memory; 0.92x the reference at 64x96x7x7). ``python -m lga.bench`` measures.
+one batched matmul for all branches, FFT convolution for the 11x11 kernel. What is
+left is mostly oneDNN's depthwise weight gradient; ``python -m lga.bench`` measures.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .lga_reference import LocalGlobalAttentionBase, channel_attention
+from .lga_reference import LocalGlobalAttentionBase
 from .registry import register_attention, register_attention_preset
+
+
+@lru_cache(maxsize=None)
+def qkv_source_groups(num_heads: int) -> tuple[tuple[int, ...], ...]:
+    """For q, k, v: the input group (of ``C/heads`` channels) each head reads.
+
+    The qkv conv maps input group g to output channels ``3d*g .. 3d*(g+1)``; output
+    channels ``t*C + h*d ..`` are role t (q, k, v) of head h, so they come from group
+    ``(t*H + h) // 3``. Each role reads a contiguous run of groups.
+    """
+    return tuple(tuple((role * num_heads + h) // 3 for h in range(num_heads)) for role in range(3))
+
+
+def _place(weight: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
+    """(H, d, d+1) per-head [W | b] -> (H, d, G*d+1): W moved to its group's columns of a run of G groups."""
+    heads, d = weight.shape[:2]
+    first = groups[0]
+    onehot = F.one_hot(torch.tensor([g - first for g in groups], device=weight.device), groups[-1] - first + 1)
+    placed = torch.einsum("hrk,hg->hrgk", weight[..., :d], onehot.to(weight.dtype)).reshape(heads, d, -1)
+    return torch.cat([placed, weight[..., d:]], -1)
 
 
 @register_attention("lga")
@@ -36,10 +69,38 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
     Options: see :class:`lga.attention.lga_reference.LocalGlobalAttentionBase`.
     """
 
-    def _attend(self, qkv: torch.Tensor) -> torch.Tensor:
-        b, c3, h, w = qkv.shape
-        q, k, v = qkv.contiguous().view(b, 3, self.num_heads, self.head_dim, h * w).unbind(1)
-        return channel_attention(q, k, v, self.scale).view(b, c3 // 3, h, w)
+    def _branch(self, z: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One branch's channel attention on tokens ``z`` (B, N, C), scaled by ``weight``.
+
+        Returns ``(z_v, mix, bias)`` with the branch output ``z_v @ mix + bias``:
+        z_v (B, N, G*d) the groups v reads, mix (B, G*d, C), bias (B, 1, C).
+        """
+        b, n, c = z.shape
+        heads, d = self.num_heads, self.head_dim
+        sources = qkv_source_groups(heads)
+        if heads % 3 == 0:  # q, k, v read the three thirds of the channels: split without copies
+            z_q, z_k, z_v = z.view(b, n, 3, c // 3).unbind(2)
+        else:
+            z_q, z_k, z_v = (z.narrow(2, groups[0] * d, (groups[-1] - groups[0] + 1) * d) for groups in sources)
+        w = torch.cat([qkv.weight.view(3, heads, d, d), qkv.bias.view(3, heads, d, 1)], -1)  # [W | b] per role, head
+
+        # Gram matrix of [z_q; 1] and [z_k; 1]: (B, Gq*d+1, Gk*d+1)
+        ones = z.new_full((b, 1, 1), float(n))
+        gram = torch.cat(
+            [
+                torch.cat([z_q.transpose(1, 2) @ z_k, z_q.sum(1).unsqueeze(2)], 2),
+                torch.cat([z_k.sum(1).unsqueeze(1), ones], 2),
+            ],
+            1,
+        )
+        place_q, place_k = _place(w[0], sources[0]), _place(w[1], sources[1])
+        logits = place_q @ gram.unsqueeze(1) @ place_k.transpose(1, 2)  # Q K^T per head: (B, H, d, d)
+        mixed = weight * (torch.softmax(logits * self.scale, -1) @ w[2])  # A [Wv | bv]: (B, H, d, d+1)
+
+        first, count = sources[2][0], sources[2][-1] - sources[2][0] + 1
+        onehot = F.one_hot(torch.tensor([g - first for g in sources[2]], device=z.device), count).to(mixed.dtype)
+        mix = torch.einsum("bhrk,hg->bgkhr", mixed[..., :d], onehot).reshape(b, count * d, c)
+        return z_v, mix, mixed[..., d].reshape(b, 1, c)
 
     def _multi_scale(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale_weight is None:
@@ -66,19 +127,22 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
                 pos = F.interpolate(pos, size=(h, w), mode="nearest")
             y = y + pos
 
-        # convs in channels_last (fast on CPU); attention on an NCHW copy, per branch
+        def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) channels_last -> (B, H*W, C) view
+            return t.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, h * w, c)
+
         a_local, a_global = self.fusion_weights()
-        fused, residual = 0, 0  # residual: total weight of the raw input added back by the branches
+        branches, residual = [], 0  # residual: total weight of the raw input the branches add back
         if self.local_dw:
-            coef = a_local / len(self.local_dw)
-            for dw, qkv in zip(self.local_dw, self.local_qkv):
-                fused = fused + coef * self._attend(qkv(dw(y)))
+            weight = a_local / len(self.local_dw)
+            branches += [self._branch(tokens(dw(y)), qkv, weight) for dw, qkv in zip(self.local_dw, self.local_qkv)]
             residual = residual + a_local
         if self.global_dw is not None:
-            fused = fused + a_global * self._attend(self.global_qkv(self.global_dw(y)))
+            branches.append(self._branch(tokens(self.global_dw(y)), self.global_qkv, a_global))
             residual = residual + a_global
-        fused = fused + residual * x
-        return self.out_proj(fused.contiguous(memory_format=torch.channels_last))
+        out = residual * tokens(x) + sum(bias for _, _, bias in branches)
+        for z_v, mix, _ in branches:
+            out = torch.baddbmm(out, z_v, mix)
+        return self.out_proj(out.view(b, h, w, c).permute(0, 3, 1, 2))
 
 
 # the paper's ablations: local branch only (LA), global branch only (GA)
