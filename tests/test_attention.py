@@ -9,6 +9,9 @@ from lga.attention import (
     list_attentions,
 )
 
+from lga.attention.dense_depthwise import DenseDepthwise, dense_is_cheaper
+from lga.attention.lga import qkv_source_groups
+
 ALL = list_attentions()
 
 
@@ -53,6 +56,8 @@ OPTIONS = [
     {"num_scales": 1, "pos_size": 7},
     {"local_kernel_sizes": (3,), "global_kernel_size": 5, "num_heads": 2},
     {"embed_dim": 8, "num_heads": 2},
+    {"num_heads": 4},  # heads not a multiple of 3: q/k/v read overlapping runs of groups
+    {"num_heads": 6, "global_kernel_size": 7},  # the paper's heads
 ]
 
 
@@ -87,6 +92,51 @@ def test_fast_matches_reference(shape, options):
     for name in gp_ref:
         scale = gp_ref[name].abs().max().clamp(min=1.0)
         torch.testing.assert_close(gp_fast[name] / scale, gp_ref[name] / scale, atol=1e-5, rtol=1e-5, msg=name)
+
+
+@pytest.mark.parametrize("gram_min_pixels", [1, 10**6], ids=["gram", "direct"])
+def test_both_attention_routes_match_the_reference(gram_min_pixels, monkeypatch):
+    """The fast block picks the Gram route or direct q/k/v by map size; force each on one shape."""
+    monkeypatch.setattr(LocalGlobalAttention, "gram_min_pixels", gram_min_pixels)
+    ref, fast = _pair(12, num_heads=3)
+    x, g = torch.randn(2, 12, 5, 6), torch.randn(2, 12, 5, 6)
+    for got, want in zip(_outputs_and_grads(fast, x, g)[:2], _outputs_and_grads(ref, x, g)[:2]):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("heads", [1, 2, 3, 4, 5, 6, 8])
+def test_qkv_source_groups_follow_the_grouped_conv(heads):
+    """Perturbing input group g of the published qkv conv changes exactly the q/k/v heads said to read g."""
+    d = 2
+    conv = torch.nn.Conv2d(heads * d, 3 * heads * d, 1, groups=heads)
+    x = torch.randn(1, heads * d, 1, 1)
+    for g in range(heads):
+        bumped = x.clone()
+        bumped[:, g * d : (g + 1) * d] += 1.0
+        changed = (conv(bumped) - conv(x)).abs().view(3, heads, d).sum(-1) > 0  # (role, head)
+        expected = torch.tensor([[src == g for src in role] for role in qkv_source_groups(heads)])
+        assert torch.equal(changed, expected)
+
+
+@pytest.mark.parametrize("size, kernel", [((7, 7), 11), ((1, 1), 3), ((3, 5), 7), ((2, 9), 5)])
+def test_dense_depthwise_matches_conv2d(size, kernel):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 4, kernel, padding=kernel // 2, groups=4).double()
+    x = torch.randn(3, 4, *size, dtype=torch.double, requires_grad=True)
+    n = size[0] * size[1]
+
+    def dense(x, weight, bias):
+        columns = x.permute(1, 0, 2, 3).reshape(4, 3, n)
+        return DenseDepthwise.apply(columns, weight, bias, *size)
+
+    want = conv(x).permute(0, 2, 3, 1).reshape(3, n, 4)
+    torch.testing.assert_close(dense(x, conv.weight, conv.bias), want)
+    assert torch.autograd.gradcheck(dense, (x, conv.weight, conv.bias))
+
+
+def test_dense_depthwise_is_used_only_where_cheaper():
+    assert dense_is_cheaper(7, 7, 11) and dense_is_cheaper(1, 1, 3)
+    assert not dense_is_cheaper(7, 7, 7) and not dense_is_cheaper(14, 14, 11)
 
 
 def test_reference_gradcheck():

@@ -11,13 +11,18 @@ What differs from ``lga_reference.py`` is only how the same numbers are computed
   ``(d+1) x (d+1)`` Gram matrix of Z is needed, and ``A V = (A [Wv bv]) [Z;1]``. The
   ``3C``-channel q/k/v maps are never built: per branch, one Gram product and one
   output product replace the grouped 1x1 conv and the two attention products
-  (about a third of the FLOPs, and none of q/k/v is saved for backward).
+  (about half the FLOPs at 6 heads, and no q/k/v saved for backward).
   Because the published conv has ``groups = heads`` and splits its ``3C`` outputs
   into q|k|v afterwards, head h's q, k and v read input groups ``h//3``,
   ``(H+h)//3`` and ``(2H+h)//3``; :func:`qkv_source_groups` spells this out.
+  Below ``gram_min_pixels`` (32) pixels the per-head ``(d+1)^2`` products cost more
+  than q/k/v themselves, so small maps build q/k/v directly (one grouped conv1d).
 - **Everything stays channels_last.** Depthwise convs (the 11x11 one above all) are
   several times faster that way on CPU, and the Gram and output products read the
   ``(B, N, C)`` token view of a channels_last map directly, so no layout copies.
+- **Maps with fewer pixels than a kernel has taps** (7x7 under the 11x11 kernel, 1x1 maps)
+  run that depthwise conv as one dense matrix per channel on CPU
+  (:mod:`lga.attention.dense_depthwise`), where oneDNN's weight gradient is slow.
 - The scale weights sum to one, so ``sum_i w_i (v_i + x)`` is ``x + sum_i w_i v_i``;
   maps already at full size are not resized, nor is the positional table when it
   matches.
@@ -26,8 +31,9 @@ What differs from ``lga_reference.py`` is only how the same numbers are computed
 
 Measured and dropped (slower on CPU with torch 2.14): zero-padding the 3/5/7 local
 kernels into one grouped 7x7 conv, one grouped 1x1 conv for all qkv projections,
-one batched matmul for all branches, FFT convolution for the 11x11 kernel. What is
-left is mostly oneDNN's depthwise weight gradient; ``python -m lga.bench`` measures.
+one batched matmul for all branches, FFT convolution for the 11x11 kernel (three
+FFTs cost more than oneDNN's direct conv at these sizes). What is left is mostly
+oneDNN's depthwise weight gradient; ``python -m lga.bench`` measures.
 """
 
 from __future__ import annotations
@@ -38,11 +44,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .lga_reference import LocalGlobalAttentionBase
+from .dense_depthwise import DenseDepthwise, dense_is_cheaper
+from .lga_reference import LocalGlobalAttentionBase, channel_attention
 from .registry import register_attention, register_attention_preset
 
 
-@lru_cache(maxsize=None)
 def qkv_source_groups(num_heads: int) -> tuple[tuple[int, ...], ...]:
     """For q, k, v: the input group (of ``C/heads`` channels) each head reads.
 
@@ -53,13 +59,12 @@ def qkv_source_groups(num_heads: int) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple((role * num_heads + h) // 3 for h in range(num_heads)) for role in range(3))
 
 
-def _place(weight: torch.Tensor, groups: tuple[int, ...]) -> torch.Tensor:
-    """(H, d, d+1) per-head [W | b] -> (H, d, G*d+1): W moved to its group's columns of a run of G groups."""
-    heads, d = weight.shape[:2]
-    first = groups[0]
-    onehot = F.one_hot(torch.tensor([g - first for g in groups], device=weight.device), groups[-1] - first + 1)
-    placed = torch.einsum("hrk,hg->hrgk", weight[..., :d], onehot.to(weight.dtype)).reshape(heads, d, -1)
-    return torch.cat([placed, weight[..., d:]], -1)
+@lru_cache(maxsize=None)
+def _block_index(groups: tuple[int, ...], head_dim: int, device: torch.device) -> torch.Tensor:
+    """(H, d+1): for each head, its rows of a run of groups' Gram matrix, then the row of ones (last)."""
+    first, count = groups[0], groups[-1] - groups[0] + 1
+    index = [[(g - first) * head_dim + r for r in range(head_dim)] + [count * head_dim] for g in groups]
+    return torch.tensor(index, device=device)
 
 
 @register_attention("lga")
@@ -69,12 +74,20 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
     Options: see :class:`lga.attention.lga_reference.LocalGlobalAttentionBase`.
     """
 
-    def _branch(self, z: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One branch's channel attention on tokens ``z`` (B, N, C), scaled by ``weight``.
+    # below this many pixels the q/k/v maps are cheaper to build than the Gram route's
+    # per-head (d+1)^2 products (measured on CPU: 7x7 maps and up favour the Gram route)
+    gram_min_pixels = 32
 
-        Returns ``(z_v, mix, bias)`` with the branch output ``z_v @ mix + bias``:
-        z_v (B, N, G*d) the groups v reads, mix (B, G*d, C), bias (B, 1, C).
-        """
+    def _attend(self, z: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out + weight * attention(z)`` for one branch; z, out: tokens (B, N, C)."""
+        if z.shape[1] < self.gram_min_pixels:
+            b, n, c = z.shape
+            q, k, v = F.conv1d(z.transpose(1, 2), qkv.weight.squeeze(-1), qkv.bias, groups=self.num_heads).view(b, 3, self.num_heads, self.head_dim, n).unbind(1)
+            return out + weight * channel_attention(q, k, v, self.scale).view(b, c, n).transpose(1, 2)
+        return self._attend_gram(z, qkv, weight, out)
+
+    def _attend_gram(self, z: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """:meth:`_attend` without q/k/v maps: from the Gram matrix of z (see the module docstring)."""
         b, n, c = z.shape
         heads, d = self.num_heads, self.head_dim
         sources = qkv_source_groups(heads)
@@ -84,7 +97,7 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
             z_q, z_k, z_v = (z.narrow(2, groups[0] * d, (groups[-1] - groups[0] + 1) * d) for groups in sources)
         w = torch.cat([qkv.weight.view(3, heads, d, d), qkv.bias.view(3, heads, d, 1)], -1)  # [W | b] per role, head
 
-        # Gram matrix of [z_q; 1] and [z_k; 1]: (B, Gq*d+1, Gk*d+1)
+        # Gram matrix of [z_q; 1] and [z_k; 1]: (B, Gq*d+1, Gk*d+1), then each head's (d+1)^2 block
         ones = z.new_full((b, 1, 1), float(n))
         gram = torch.cat(
             [
@@ -93,14 +106,15 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
             ],
             1,
         )
-        place_q, place_k = _place(w[0], sources[0]), _place(w[1], sources[1])
-        logits = place_q @ gram.unsqueeze(1) @ place_k.transpose(1, 2)  # Q K^T per head: (B, H, d, d)
+        rows, cols = (_block_index(groups, d, z.device) for groups in sources[:2])
+        logits = w[0] @ gram[:, rows.unsqueeze(2), cols.unsqueeze(1)] @ w[1].transpose(-1, -2)  # Q K^T: (B, H, d, d)
         mixed = weight * (torch.softmax(logits * self.scale, -1) @ w[2])  # A [Wv | bv]: (B, H, d, d+1)
 
+        # out += z_v @ mix + bias, mix (B, Gv*d, C) holding each head's block at its v group's rows
         first, count = sources[2][0], sources[2][-1] - sources[2][0] + 1
         onehot = F.one_hot(torch.tensor([g - first for g in sources[2]], device=z.device), count).to(mixed.dtype)
         mix = torch.einsum("bhrk,hg->bgkhr", mixed[..., :d], onehot).reshape(b, count * d, c)
-        return z_v, mix, mixed[..., d].reshape(b, 1, c)
+        return torch.baddbmm(out + mixed[..., d].reshape(b, 1, c), z_v, mix)
 
     def _multi_scale(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale_weight is None:
@@ -130,18 +144,28 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) channels_last -> (B, H*W, C) view
             return t.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, h * w, c)
 
+        columns = None  # y as (C, B, H*W), built once for the depthwise convs that run dense
+
+        def depthwise(conv: nn.Conv2d) -> torch.Tensor:
+            nonlocal columns
+            # on CPU, maps smaller than the kernel run faster as dense matmuls than through oneDNN
+            if y.device.type != "cpu" or not dense_is_cheaper(h, w, conv.kernel_size[0]):
+                return tokens(conv(y))
+            if columns is None:
+                columns = y.permute(1, 0, 2, 3).reshape(c, b, h * w)
+            return DenseDepthwise.apply(columns, conv.weight, conv.bias, h, w)
+
         a_local, a_global = self.fusion_weights()
         branches, residual = [], 0  # residual: total weight of the raw input the branches add back
         if self.local_dw:
-            weight = a_local / len(self.local_dw)
-            branches += [self._branch(tokens(dw(y)), qkv, weight) for dw, qkv in zip(self.local_dw, self.local_qkv)]
+            branches += [(dw, qkv, a_local / len(self.local_dw)) for dw, qkv in zip(self.local_dw, self.local_qkv)]
             residual = residual + a_local
         if self.global_dw is not None:
-            branches.append(self._branch(tokens(self.global_dw(y)), self.global_qkv, a_global))
+            branches.append((self.global_dw, self.global_qkv, a_global))
             residual = residual + a_global
-        out = residual * tokens(x) + sum(bias for _, _, bias in branches)
-        for z_v, mix, _ in branches:
-            out = torch.baddbmm(out, z_v, mix)
+        out = residual * tokens(x)
+        for dw, qkv, weight in branches:
+            out = self._attend(depthwise(dw), qkv, weight, out)
         return self.out_proj(out.view(b, h, w, c).permute(0, 3, 1, 2))
 
 
