@@ -7,7 +7,9 @@
 Times are medians over ``--repeats`` after ``--warmup`` calls. Memory: on CUDA the peak
 allocated during forward+backward above the inputs; on CPU the bytes autograd saves for
 the backward pass (the activation memory a training step holds), since CPU has no
-allocator peak counter. Prints a Markdown table; ``--json`` also saves the rows.
+allocator peak counter. ``speedup_vs_reference`` is the median ratio of forward+backward
+times over alternating reference/fast runs. Prints a Markdown table; ``--json`` also
+saves the rows.
 """
 
 from __future__ import annotations
@@ -67,7 +69,8 @@ def memory_mb(block: torch.nn.Module, x: torch.Tensor) -> float:
     return sum(saved.values()) / 2**20
 
 
-def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.device, warmup: int, repeats: int, channels_last: bool) -> dict:
+def make_steps(name: str, shape: tuple[int, ...], *, heads: int, device: torch.device, channels_last: bool):
+    """(block, x, forward, forward_backward) for one block on a seeded random input."""
     torch.manual_seed(0)
     options = {"num_heads": heads} if "num_heads" in attention_options(name) else {}
     block = create_attention(name, shape[1], **options).to(device)
@@ -85,6 +88,11 @@ def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.
         x.grad = None
         block(x).sum().backward()
 
+    return block, x, forward, forward_backward
+
+
+def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.device, warmup: int, repeats: int, channels_last: bool) -> dict:
+    block, x, forward, forward_backward = make_steps(name, shape, heads=heads, device=device, channels_last=channels_last)
     return {
         "block": name,
         "shape": "x".join(map(str, shape)),
@@ -94,6 +102,21 @@ def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.
         "gflops": count_flops(block, shape) / 1e9,
         "params_k": count_params(block) / 1e3,
     }
+
+
+def paired_speedup(shape: tuple[int, ...], *, heads: int, device: torch.device, warmup: int, repeats: int, channels_last: bool) -> float:
+    """Median over alternating runs of reference/fast forward+backward time.
+
+    Alternating the two cancels the drift (frequency, neighbours) that separate
+    medians pick up on a shared machine.
+    """
+    steps = [make_steps(name, shape, heads=heads, device=device, channels_last=channels_last)[3] for name in ("lga_reference", "lga")]
+    ratios = []
+    for i in range(warmup + repeats):
+        reference_ms, fast_ms = (median_ms(step, device, 0, 1) for step in steps)
+        if i >= warmup:
+            ratios.append(reference_ms / fast_ms)
+    return statistics.median(ratios)
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -109,8 +132,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--heads", type=int, default=6, help="heads for blocks that take num_heads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--channels-last-input", action="store_true", help="feed channels_last inputs to every block")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
@@ -140,8 +163,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
             by_block[name] = row
             rows.append(row)
         if "lga" in by_block and "lga_reference" in by_block:
-            ref, fast = by_block["lga_reference"], by_block["lga"]
-            fast["speedup_vs_reference"] = ref["fwd_bwd_ms"] / fast["fwd_bwd_ms"]
+            by_block["lga"]["speedup_vs_reference"] = paired_speedup(
+                shape, heads=args.heads, device=device, warmup=args.warmup, repeats=args.repeats,
+                channels_last=args.channels_last_input,
+            )  # fmt: skip
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {args.threads} threads"
     print(f"device: {device_name}; torch {torch.__version__}; heads {args.heads}; medians of {args.repeats}")
     print(to_markdown(rows))

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 import torch
 
@@ -8,7 +10,6 @@ from lga.attention import (
     create_attention,
     list_attentions,
 )
-
 from lga.attention.dense_depthwise import DenseDepthwise, dense_is_cheaper
 from lga.attention.lga import qkv_source_groups
 
@@ -236,3 +237,28 @@ def test_lga_compiles(lga_pair):
     y.sum().backward()
     torch.testing.assert_close(y, ref(x), atol=1e-5, rtol=1e-5)
     assert torch.isfinite(x.grad).all()
+
+
+def test_bench_prints_rows_and_saves_json(tmp_path, capsys):
+    from lga import bench
+
+    out = tmp_path / "bench.json"
+    rows = bench.main(["--blocks", "lga,lga_reference,se", "--shapes", "2,12,5,5;1,12,3,4", "--repeats", "2", "--warmup", "0", "--heads", "3", "--json", str(out)])
+    assert [(r["shape"], r["block"]) for r in rows] == [(s, b) for s in ("2x12x5x5", "1x12x3x4") for b in ("lga", "lga_reference", "se")]
+    for row in rows:
+        assert row["fwd_bwd_ms"] > 0 and row["params_k"] > 0
+    fast = [r for r in rows if r["block"] == "lga"]
+    assert all(r["speedup_vs_reference"] > 0 for r in fast)
+    assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(rows))
+    assert "| 2x12x5x5 | lga |" in capsys.readouterr().out
+
+
+def test_bench_rejects_unknown_blocks_and_bad_shapes(capsys):
+    from lga import bench
+
+    with pytest.raises(SystemExit):
+        bench.main(["--blocks", "lgaa"])
+    assert "unknown block(s) lgaa; valid: " in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--shapes", "2,12,5"])
+    assert "--shapes must be B,C,H,W groups" in capsys.readouterr().err

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dense_depthwise import DenseDepthwise, dense_is_cheaper
-from .lga_reference import LocalGlobalAttentionBase, channel_attention
+from .lga_reference import LocalGlobalAttentionBase
 from .registry import register_attention, register_attention_preset
 
 
@@ -82,8 +82,10 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         """``out + weight * attention(z)`` for one branch; z, out: tokens (B, N, C)."""
         if z.shape[1] < self.gram_min_pixels:
             b, n, c = z.shape
-            q, k, v = F.conv1d(z.transpose(1, 2), qkv.weight.squeeze(-1), qkv.bias, groups=self.num_heads).view(b, 3, self.num_heads, self.head_dim, n).unbind(1)
-            return out + weight * channel_attention(q, k, v, self.scale).view(b, c, n).transpose(1, 2)
+            qkv_maps = F.conv1d(z.transpose(1, 2), qkv.weight.squeeze(-1), qkv.bias, groups=self.num_heads)
+            q, k, v = qkv_maps.view(b, 3, self.num_heads, self.head_dim, n).unbind(1)
+            attn = torch.softmax(q @ k.transpose(-2, -1) * self.scale, -1)
+            return out + ((weight * attn) @ v).view(b, c, n).transpose(1, 2)  # weight on the small matrix
         return self._attend_gram(z, qkv, weight, out)
 
     def _attend_gram(self, z: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
