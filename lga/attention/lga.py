@@ -85,7 +85,7 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
             qkv_maps = F.conv1d(z.transpose(1, 2), qkv.weight.squeeze(-1), qkv.bias, groups=self.num_heads)
             q, k, v = qkv_maps.view(b, 3, self.num_heads, self.head_dim, n).unbind(1)
             attn = torch.softmax(q @ k.transpose(-2, -1) * self.scale, -1)
-            return out + ((weight * attn) @ v).view(b, c, n).transpose(1, 2)  # weight on the small matrix
+            return out + weight * (attn @ v).view(b, c, n).transpose(1, 2)
         return self._attend_gram(z, qkv, weight, out)
 
     def _attend_gram(self, z: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
