@@ -150,7 +150,7 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
 
         def depthwise(conv: nn.Conv2d) -> torch.Tensor:
             nonlocal columns
-            # on CPU, maps smaller than the kernel run faster as dense matmuls than through oneDNN
+            # on CPU, maps with fewer pixels than kernel taps run faster as dense matmuls than in oneDNN
             if y.device.type != "cpu" or not dense_is_cheaper(h, w, conv.kernel_size[0]):
                 return tokens(conv(y))
             if columns is None:
