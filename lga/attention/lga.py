@@ -59,12 +59,24 @@ def qkv_source_groups(num_heads: int) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple((role * num_heads + h) // 3 for h in range(num_heads)) for role in range(3))
 
 
+def _span(groups: tuple[int, ...]) -> tuple[int, int]:
+    """(first group, number of groups) of a role's contiguous run of groups."""
+    return groups[0], groups[-1] - groups[0] + 1
+
+
 @lru_cache(maxsize=None)
 def _block_index(groups: tuple[int, ...], head_dim: int, device: torch.device) -> torch.Tensor:
     """(H, d+1): for each head, its rows of a run of groups' Gram matrix, then the row of ones (last)."""
-    first, count = groups[0], groups[-1] - groups[0] + 1
+    first, count = _span(groups)
     index = [[(g - first) * head_dim + r for r in range(head_dim)] + [count * head_dim] for g in groups]
     return torch.tensor(index, device=device)
+
+
+@lru_cache(maxsize=None)
+def _group_onehot(groups: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """(H, G): 1 where head h reads group g of the run."""
+    first, count = _span(groups)
+    return F.one_hot(torch.tensor([g - first for g in groups], device=device), count)
 
 
 @register_attention("lga")
@@ -96,7 +108,7 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         if heads % 3 == 0:  # q, k, v read the three thirds of the channels: split without copies
             z_q, z_k, z_v = z.view(b, n, 3, c // 3).unbind(2)
         else:
-            z_q, z_k, z_v = (z.narrow(2, groups[0] * d, (groups[-1] - groups[0] + 1) * d) for groups in sources)
+            z_q, z_k, z_v = (z.narrow(2, first * d, count * d) for first, count in map(_span, sources))
         w = torch.cat([qkv.weight.view(3, heads, d, d), qkv.bias.view(3, heads, d, 1)], -1)  # [W | b] per role, head
 
         # Gram matrix of [z_q; 1] and [z_k; 1]: (B, Gq*d+1, Gk*d+1), then each head's (d+1)^2 block
@@ -113,9 +125,8 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         mixed = weight * (torch.softmax(logits * self.scale, -1) @ w[2])  # A [Wv | bv]: (B, H, d, d+1)
 
         # out += z_v @ mix + bias, mix (B, Gv*d, C) holding each head's block at its v group's rows
-        first, count = sources[2][0], sources[2][-1] - sources[2][0] + 1
-        onehot = F.one_hot(torch.tensor([g - first for g in sources[2]], device=z.device), count).to(mixed.dtype)
-        mix = torch.einsum("bhrk,hg->bgkhr", mixed[..., :d], onehot).reshape(b, count * d, c)
+        onehot = _group_onehot(sources[2], z.device).to(mixed.dtype)
+        mix = torch.einsum("bhrk,hg->bgkhr", mixed[..., :d], onehot).reshape(b, -1, c)
         return torch.baddbmm(out + mixed[..., d].reshape(b, 1, c), z_v, mix)
 
     def _multi_scale(self, x: torch.Tensor) -> torch.Tensor:
