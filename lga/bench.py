@@ -2,14 +2,17 @@
 
     python -m lga.bench                                  # CPU, 2 threads, the issue's shapes
     python -m lga.bench --device cuda --shapes 64,96,14,14
-    python -m lga.bench --blocks lga,lga_reference --json bench.json
+    python -m lga.bench --blocks lga,lga_released,lga_reference --json bench.json
 
 Times are medians over ``--repeats`` after ``--warmup`` calls. Memory: on CUDA the peak
 allocated during forward+backward above the inputs; on CPU the bytes autograd saves for
 the backward pass (the activation memory a training step holds), since CPU has no
-allocator peak counter. ``speedup_vs_reference`` is the median ratio of forward+backward
-times over alternating reference/fast runs. Prints a Markdown table; ``--json`` also
-saves the rows.
+allocator peak counter. ``speedup_vs_reference`` (each fast LGA-family block, when
+``lga_reference`` is benchmarked too) is the median ratio of forward+backward times over
+alternating runs of the reference with the same options (product included) and the fast
+block; ``speedup_vs_lga`` (released-product blocks, when ``lga`` is benchmarked too) the
+same against ``lga``, the paper's product. Prints a Markdown table; ``--json`` also saves
+the rows.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from .attention import attention_options, create_attention, list_attentions
+from .attention import LocalGlobalAttention, attention_options, create_attention, get_attention_class, list_attentions, preset_options
 from .models.cost import count_flops, count_params
 from .utils import markdown_table
 
@@ -69,10 +72,11 @@ def memory_mb(block: torch.nn.Module, x: torch.Tensor) -> float:
     return sum(saved.values()) / 2**20
 
 
-def make_steps(name: str, shape: tuple[int, ...], *, heads: int, device: torch.device, channels_last: bool):
+def make_steps(name: str, shape: tuple[int, ...], *, heads: int, device: torch.device, channels_last: bool, **options):
     """(block, x, forward, forward_backward) for one block on a seeded random input."""
     torch.manual_seed(0)
-    options = {"num_heads": heads} if "num_heads" in attention_options(name) else {}
+    if "num_heads" in attention_options(name):
+        options["num_heads"] = heads
     block = create_attention(name, shape[1], **options).to(device)
     x = torch.randn(shape, device=device)
     if channels_last:
@@ -104,23 +108,34 @@ def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.
     }
 
 
-def paired_speedup(shape: tuple[int, ...], *, heads: int, device: torch.device, warmup: int, repeats: int, channels_last: bool) -> float:
-    """Median over alternating runs of reference/fast forward+backward time.
+def paired_speedup(slow: tuple[str, dict], fast: tuple[str, dict], shape: tuple[int, ...], *, heads: int, device: torch.device, warmup: int, repeats: int, channels_last: bool) -> float:
+    """Median over alternating runs of slow/fast forward+backward time; each is ``(name, options)``.
 
     Alternating the two cancels the drift (frequency, neighbours) that separate
     medians pick up on a shared machine.
     """
-    steps = [make_steps(name, shape, heads=heads, device=device, channels_last=channels_last)[3] for name in ("lga_reference", "lga")]
+    steps = [make_steps(name, shape, heads=heads, device=device, channels_last=channels_last, **options)[3] for name, options in (slow, fast)]
     ratios = []
     for i in range(warmup + repeats):
-        reference_ms, fast_ms = (median_ms(step, device, 0, 1) for step in steps)
+        slow_ms, fast_ms = (median_ms(step, device, 0, 1) for step in steps)
         if i >= warmup:
-            ratios.append(reference_ms / fast_ms)
+            ratios.append(slow_ms / fast_ms)
     return statistics.median(ratios)
 
 
+def paired_columns(name: str, names: list[str]) -> dict[str, tuple[str, dict]]:
+    """For a fast LGA-family block: column -> the block it is timed against, paired."""
+    if get_attention_class(name) is not LocalGlobalAttention:
+        return {}
+    options = preset_options(name)
+    against = {"speedup_vs_reference": ("lga_reference", options)} if "lga_reference" in names else {}
+    if options.get("product") == "released" and "lga" in names:
+        against["speedup_vs_lga"] = ("lga", {k: v for k, v in options.items() if k not in ("product", "pos_init_std")})
+    return against
+
+
 def to_markdown(rows: list[dict]) -> str:
-    cols = ["shape", "block", "fwd_ms", "fwd_bwd_ms", "memory_mb", "gflops", "params_k", "speedup_vs_reference"]
+    cols = ["shape", "block", "fwd_ms", "fwd_bwd_ms", "memory_mb", "gflops", "params_k", "speedup_vs_reference", "speedup_vs_lga"]
     fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else v  # noqa: E731
     return markdown_table(cols, ([fmt(r.get(c)) for c in cols] for r in rows))
 
@@ -154,19 +169,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     rows = []
     for shape in shapes:
-        by_block = {}
         for name in names:
-            row = bench_block(
-                name, shape, heads=args.heads, device=device, warmup=args.warmup, repeats=args.repeats,
-                channels_last=args.channels_last_input,
-            )  # fmt: skip
-            by_block[name] = row
+            settings = dict(heads=args.heads, device=device, warmup=args.warmup, repeats=args.repeats, channels_last=args.channels_last_input)
+            row = bench_block(name, shape, **settings)
+            for column, slow in paired_columns(name, names).items():
+                row[column] = paired_speedup(slow, (name, {}), shape, **settings)
             rows.append(row)
-        if "lga" in by_block and "lga_reference" in by_block:
-            by_block["lga"]["speedup_vs_reference"] = paired_speedup(
-                shape, heads=args.heads, device=device, warmup=args.warmup, repeats=args.repeats,
-                channels_last=args.channels_last_input,
-            )  # fmt: skip
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {args.threads} threads"
     print(f"device: {device_name}; torch {torch.__version__}; heads {args.heads}; medians of {args.repeats}")
     print(to_markdown(rows))

@@ -80,8 +80,15 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     gradient_clip_val: Optional[float] = None
     accumulate_grad_batches: int = 1
-    enable_progress_bar: bool = True
+    enable_progress_bar: Optional[bool] = None  # null: only when the console is a terminal
     enable_model_summary: bool = True
+
+
+@dataclass
+class RuntimeConfig:
+    """How a run uses the machine (see :mod:`lga.runtime`)."""
+
+    threads: Optional[int] = None  # intra-op threads; null: from SLURM, the launcher or the CPU affinity mask
 
 
 @dataclass
@@ -96,8 +103,65 @@ class TrainConfig:
     optimizer: Any = MISSING
     scheduler: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+# -- value ranges ---------------------------------------------------------------------------
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+# option -> (check, the valid range in words); options a config does not have are skipped
+RANGES: Dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (lambda v: v >= 0, ">= 0"),
+    "runtime.threads": (lambda v: v is None or v >= 1, ">= 1, or null"),
+    "trainer.max_epochs": (lambda v: v is None or v >= 1, ">= 1 (or null with trainer.max_steps)"),
+    "trainer.max_steps": (lambda v: v == -1 or v >= 1, ">= 1, or -1 for no limit"),
+    "trainer.accumulate_grad_batches": (lambda v: v >= 1, ">= 1"),
+    "trainer.gradient_clip_val": (lambda v: v is None or v >= 0, ">= 0, or null"),
+    "trainer.check_val_every_n_epoch": (lambda v: v >= 1, ">= 1"),
+    **{f"trainer.limit_{split}_batches": (lambda v: v >= 0, ">= 0 (a fraction up to 1.0, or a batch count)") for split in ("train", "val", "test")},
+    "optimizer.lr": (_positive, "> 0"),
+    "optimizer.weight_decay": (lambda v: v >= 0, ">= 0"),
+    "optimizer.momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "scheduler.warmup_fraction": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "scheduler.min_lr_ratio": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "dataset.batch_size": (_positive, ">= 1"),
+    "dataset.eval_batch_size": (_positive, ">= 1"),
+    "dataset.image_size": (_positive, ">= 1"),
+    "dataset.val_size": (_positive, "> 0 (below 1: a fraction of the training set; from 1: a count)"),
+    "model.dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "model.label_smoothing": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "model.score_thresh": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "model.nms_thresh": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "attention.num_heads": (lambda v: v is None or v >= 1, ">= 1, or null"),
+    "attention.global_kernel_size": (lambda v: v >= 1 and v % 2 == 1, "a positive odd integer"),
+    "attention.local_kernel_sizes": (lambda v: len(v) > 0 and all(k >= 1 and k % 2 == 1 for k in v), "a non-empty list of positive odd integers"),
+    "attention.num_scales": (lambda v: v >= 0, ">= 0"),
+}
+
+
+def check_ranges(cfg: Any) -> None:
+    """Raise :class:`lga.utils.LGAError` naming the first option outside its valid range."""
+    from .utils import LGAError
+
+    for key, (valid, words) in RANGES.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is _ABSENT:
+            continue
+        try:
+            ok = valid(value)
+        except TypeError:
+            ok = False
+        if not ok:
+            raise LGAError(f"{key}={value!r} is out of range: it must be {words}")
+
+
+_ABSENT = object()
 
 
 # -- schemas generated from constructors ------------------------------------------------

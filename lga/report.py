@@ -17,7 +17,7 @@ import argparse
 import math
 import statistics
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from scipy import stats
 
 from .sweep import METRIC_COLUMNS, collect
 from .utils import csv_text, markdown_table, write_atomic
-
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -50,11 +49,16 @@ def paired_difference(treated: dict[int, float], baseline: dict[int, float]) -> 
     return out
 
 
-def aggregate(rows: list[dict[str, Any]], metric: str, baseline: str) -> list[dict[str, Any]]:
+def values_by_group(rows: list[dict[str, Any]], metric: str) -> dict[tuple[str, str, str], dict[int, float]]:
+    """(dataset, backbone, attention) -> {seed: metric} over the jobs that finished ``ok``."""
     by_group: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
     for r in rows:
         if r["status"] == "ok" and r[metric] is not None:
             by_group[(r["dataset"], r["backbone"], r["attention"])][int(r["seed"])] = float(r[metric])
+    return by_group
+
+
+def aggregate(by_group: dict[tuple[str, str, str], dict[int, float]], metric: str, baseline: str) -> list[dict[str, Any]]:
     table = []
     for (dataset, backbone, attention), values in sorted(by_group.items()):
         base = by_group.get((dataset, backbone, baseline))
@@ -69,7 +73,24 @@ def aggregate(rows: list[dict[str, Any]], metric: str, baseline: str) -> list[di
     return table
 
 
-def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metric: str, baseline: str) -> str:
+def warnings_for(rows: list[dict[str, Any]], table: list[dict[str, Any]], metric: str, baseline: str) -> list[str]:
+    """What a reader must know before trusting the table: excluded jobs, missing baselines, partial test sets."""
+    notes = []
+    excluded = Counter(r["status"] for r in rows if r["status"] != "ok")
+    if excluded:
+        listed = ", ".join(f"{n} {status}" for status, n in sorted(excluded.items()))
+        notes.append(f"{sum(excluded.values())} job(s) excluded ({listed}): listed below, not averaged in.")
+    for dataset, backbone in sorted({(r["dataset"], r["backbone"]) for r in table}):
+        if not any(r["attention"] == baseline for r in table if (r["dataset"], r["backbone"]) == (dataset, backbone)):
+            notes.append(f"no `{baseline}` runs for {dataset} / {backbone}: no differences computed there.")
+    if metric.startswith("test_"):
+        partial = sorted({r["test_images"] for r in rows if r["status"] == "ok" and r.get("test_images") and " of " in str(r["test_images"])})
+        if partial:
+            notes.append(f"partial test sets: {metric} is measured on {', '.join(partial)} images, not the whole test set.")
+    return notes
+
+
+def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metric: str, baseline: str, notes: list[str]) -> str:
     columns = ["dataset", "backbone", "attention", "n", "mean", "std", f"diff vs {baseline}", "95% CI", "p (paired t)"]
     cells = [
         [r["dataset"], r["backbone"], r["attention"], r["n"], _fmt(r["mean"]), _fmt(r["std"]),
@@ -77,31 +98,46 @@ def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metri
          f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else "", _fmt(r["p_value"], 3)]
         for r in table
     ]  # fmt: skip
-    lines = [f"## {metric} (%) over seeds; difference to `{baseline}` paired by seed", "", markdown_table(columns, cells)]
-    lines += ["", f"## Jobs that did not finish: {len(failed)}", ""]
+    lines = [f"## {metric} (%) over seeds; difference to `{baseline}` paired by seed", ""]
+    lines += [f"> warning: {note}" for note in notes] + ([""] if notes else [])
+    lines += [markdown_table(columns, cells), "", f"## Jobs that did not finish: {len(failed)}", ""]
     if failed:
         failed_columns = ["job", "dataset", "backbone", "attention", "seed", "status", "error"]
         lines.append(markdown_table(failed_columns, ([r[c] for c in failed_columns] for r in failed)))
     return "\n".join(lines) + "\n"
 
 
-def plot(table: list[dict[str, Any]], metric: str, baseline: str, path: Path) -> None:
+def plot(table: list[dict[str, Any]], values: dict[tuple[str, str, str], dict[int, float]], metric: str, baseline: str, path: Path) -> None:
+    """Per dataset/backbone: every seed's value as a dot, the mean with its 95% CI (t) where
+    n > 1, n under each variant, and the baseline's mean as a dashed line. Dots and
+    intervals, not bars: the y-axis can then zoom to the data without faking ratios."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     groups = sorted({(r["dataset"], r["backbone"]) for r in table})
-    fig, axes = plt.subplots(1, len(groups), figsize=(max(4, 3.5 * len(groups)), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(4.5, 4 * len(groups)), 3.8), squeeze=False)
     for ax, (dataset, backbone) in zip(axes[0], groups):
         rows = [r for r in table if (r["dataset"], r["backbone"]) == (dataset, backbone)]
-        rows.sort(key=lambda r: (r["attention"] != baseline, r["attention"]))  # baseline bar first
-        ax.bar([r["attention"] for r in rows], [r["mean"] for r in rows], yerr=[r["std"] or 0 for r in rows], capsize=3)
-        lows = [r["mean"] - (r["std"] or 0) for r in rows]
-        ax.set_ylim(max(0, min(lows) - 1), min(100, max(r["mean"] + (r["std"] or 0) for r in rows) + 0.5))
-        ax.set_title(f"{dataset} / {backbone}", fontsize=9)
-        ax.set_ylabel(f"{metric} (%), mean ± sd over seeds", fontsize=8)
-        ax.tick_params(axis="x", rotation=45, labelsize=8)
+        rows.sort(key=lambda r: (r["attention"] != baseline, r["attention"]))  # baseline first
+        for x, r in enumerate(rows):
+            seeds = list(values[(dataset, backbone, r["attention"])].values())
+            ax.scatter([x] * len(seeds), seeds, s=14, color="0.55", zorder=2)
+            if r["n"] > 1:
+                half = stats.t.ppf(0.975, r["n"] - 1) * r["std"] / math.sqrt(r["n"])
+                ax.errorbar(x, r["mean"], yerr=half, fmt="o", color="C0", capsize=4, zorder=3)
+            else:
+                ax.plot(x, r["mean"], "o", color="C0", zorder=3)
+            if r["attention"] == baseline:
+                ax.axhline(r["mean"], color="C0", linestyle="--", linewidth=0.8, zorder=1)
+        ax.set_xticks(range(len(rows)), [f"{r['attention']}\nn={r['n']}" for r in rows], fontsize=8, rotation=45 if len(rows) > 5 else 0)
+        title = f"{dataset} / {backbone}"
+        if not any(r["attention"] == baseline for r in rows):
+            title += f"\n(no {baseline} baseline)"
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel(f"{metric} (%): seeds, mean ± 95% CI", fontsize=8)
+        ax.margins(y=0.15)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -118,13 +154,15 @@ def write_report(sweep_dir: str | Path, metric: str | None = None, baseline: str
         raise SystemExit(f"error: no jobs under {sweep_dir} (no */.hydra/config.yaml); is it a sweep directory?")
     if metric is None:
         metric = next((m for m in ("test_top1", "test_map50") if any(r[m] is not None for r in rows)), "test_top1")
-    table = aggregate(rows, metric, baseline)
+    values = values_by_group(rows, metric)
+    table = aggregate(values, metric, baseline)
     failed = [r for r in rows if r["status"] != "ok"]
+    notes = warnings_for(rows, table, metric, baseline)
     out = {"md": sweep_dir / "report.md", "csv": sweep_dir / "report.csv", "png": sweep_dir / "report.png"}
-    write_atomic(out["md"], to_markdown(table, failed, metric, baseline))
+    write_atomic(out["md"], to_markdown(table, failed, metric, baseline, notes))
     write_atomic(out["csv"], csv_text(table, list(table[0]) if table else ["dataset"]))
     if table:
-        plot(table, metric, baseline, out["png"])
+        plot(table, values, metric, baseline, out["png"])
     else:
         out.pop("png")
     return out

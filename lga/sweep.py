@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ TASK_METRICS = {
         "test_mar100": "test/mar100", "val_map50_best": "val/map50_best",
     },
 }  # fmt: skip
-TAIL = ["params_M", "gflops", "train_time_s", "status", "error"]
+TAIL = ["test_images", "params_M", "gflops", "train_time_s", "train_img_s", "threads", "status", "error"]
 METRIC_COLUMNS = [column for cols in TASK_METRICS.values() for column in cols]
 
 
@@ -48,6 +49,13 @@ def _percent(value: float | None) -> float | None:
     return None if value is None or value < 0 else round(100 * value, 2)
 
 
+def _test_images(tested: float | None, total: int | None) -> str | None:
+    """How much of the test set the test metrics cover: ``10000``, or ``2000 of 10000`` when partial."""
+    if tested is None:
+        return None
+    return f"{int(tested)}" if total is None or int(tested) >= total else f"{int(tested)} of {total}"
+
+
 def _row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     result_file = job_dir / RESULT_FILE
     if result_file.is_file():
@@ -68,6 +76,9 @@ def _row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         "params_M": round(result["params"] / 1e6, 4) if "params" in result else None,
         "gflops": round(result["flops"] / 1e9, 4) if "flops" in result else None,
         "train_time_s": result.get("train_time_s"),
+        "train_img_s": result.get("throughput", {}).get("train_images_per_s"),
+        "threads": result.get("threads"),
+        "test_images": _test_images(metrics.get("test/images"), result.get("test_images_total")),
         "status": result.get("status"),
         "error": result.get("error", ""),
     }
@@ -95,6 +106,31 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     write_atomic(sweep_dir / "summary.csv", to_csv(rows))
     write_atomic(sweep_dir / "summary.md", to_markdown(rows))
     return rows
+
+
+def ensure_writable(directory: str | Path, option: str) -> None:
+    """Create ``directory`` and check a file can be written in it, or exit with a message
+    that names it and the option that sets it (before Hydra's own logging would fail on it)."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as err:
+        raise SystemExit(
+            f"error: cannot write the output directory {directory} ({err.strerror or err}); "
+            f"set {option}=... or paths.log_dir (LGA_LOG_DIR) to a writable place"
+        ) from None
+
+
+class CheckOutputDir(Callback):
+    """Hydra callback: fail with a clear message when the run or sweep directory is not writable."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        ensure_writable(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        ensure_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
 
 
 class SweepSummary(Callback):

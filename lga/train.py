@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -13,43 +13,24 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
-from lightning.fabric.utilities.seed import seed_everything
-from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from .backbones import create_backbone
+from .callbacks import Diverged, DivergenceGuard, EpochLine, EpochSeed, RunClock, RunIdentity, StopOnSignal
+from .config import check_ranges
 from .loggers import build_loggers, finish_loggers
 from .models import ClassificationModule, DetectionModule, TaskModule
+from .runtime import Interrupted, StopSignals, choose_threads
 from .utils import LGAError, write_json
 
 log = logging.getLogger(__name__)
 RESULT_FILE = "result.json"
-
-
-class EpochSeed(Callback):
-    """Reseed at every epoch start from (seed, optimizer steps so far): the global RNGs
-    (dropout) and the training sampler's order (if it has ``reseed``).
-
-    Randomness then does not depend on what ran before, so a run resumed from a
-    checkpoint ends exactly where an uninterrupted one does. ``global_step`` is what
-    checkpoints restore exactly; Lightning's epoch counters can be one behind after a
-    restore from an end-of-epoch checkpoint.
-    """
-
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
-
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch_seed = self.seed * 100_003 + trainer.global_step + 1
-        seed_everything(epoch_seed, workers=True, verbose=False)
-        sampler = getattr(trainer.train_dataloader, "sampler", None)
-        if hasattr(sampler, "reseed"):
-            sampler.reseed(epoch_seed)
 
 
 def describe(cfg: DictConfig) -> dict[str, Any]:
@@ -121,34 +102,80 @@ def _build_datamodule(cfg: DictConfig):
         raise
 
 
-def _check_resumable(checkpoint: Path, model: TaskModule) -> None:
-    """The checkpoint holds this model's weights (same names and shapes), or a clear error."""
-    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)["state_dict"]
+# trainer options that change how a run is shown or where it runs, not what it computes
+_PRESENTATION = ("accelerator", "devices", "strategy", "num_nodes", "enable_progress_bar", "enable_model_summary", "log_every_n_steps")
+
+
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What must match for a checkpoint to continue this run: the resolved config of everything
+    that shapes training (seed, data, model, optimisation, schedule, trainer limits)."""
+    identity = OmegaConf.to_container(cfg, resolve=True)
+    keep = ("seed", "dataset", "backbone", "attention", "model", "optimizer", "scheduler", "trainer")
+    identity = {k: identity[k] for k in keep}
+    identity["trainer"] = {k: v for k, v in identity["trainer"].items() if k not in _PRESENTATION}
+    return identity
+
+
+def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+    if isinstance(saved, dict) and isinstance(current, dict):
+        return [d for k in sorted(set(saved) | set(current), key=str) for d in _differences(saved.get(k), current.get(k), f"{prefix}{k}.")]
+    return [] if saved == current else [f"{prefix[:-1]}: {saved!r} in the checkpoint, {current!r} now"]
+
+
+def _check_resumable(checkpoint: Path, model: TaskModule, identity: dict[str, Any]) -> None:
+    """The checkpoint was written by this configuration (and holds this model's weights), or a clear error."""
+    saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+    fresh = (
+        f"give the run a new directory (hydra.run.dir=... or hydra.sweep.dir=...) or delete {checkpoint.parent} to start fresh"
+    )
+    differences = _differences(saved.get(RunIdentity.KEY), identity) if RunIdentity.KEY in saved else []
+    if differences:
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        raise LGAError(f"{checkpoint} was written by another configuration ({shown}), so this run cannot resume from it; {fresh}")
     expected = model.state_dict()
-    if {k: tuple(v.shape) for k, v in saved.items()} != {k: tuple(v.shape) for k, v in expected.items()}:
-        raise LGAError(
-            f"{checkpoint} holds a different model than this config builds, so this run cannot resume "
-            f"from it; give the run a new directory (hydra.run.dir=... or hydra.sweep.dir=...) or delete {checkpoint.parent}"
-        )
+    if {k: tuple(v.shape) for k, v in saved["state_dict"].items()} != {k: tuple(v.shape) for k, v in expected.items()}:
+        raise LGAError(f"{checkpoint} holds a different model than this config builds, so this run cannot resume from it; {fresh}")
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test one configuration; returns its metrics and cost."""
-    if os.environ.get("SLURM_CPUS_PER_TASK"):
-        # torch would start a thread per core of the node, not per CPU the job was given;
-        # jobs sharing a node then fight over cores
-        torch.set_num_threads(int(os.environ["SLURM_CPUS_PER_TASK"]))
+def _set_threads(cfg: DictConfig) -> None:
+    """Intra-op threads from what this job was given (see :func:`lga.runtime.choose_threads`)."""
+    launcher = OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
+    threads, why = choose_threads(cfg.runtime.threads, launcher)
+    torch.set_num_threads(threads)
+    log.info("%d intra-op threads (%s); OMP_WAIT_POLICY=%s", threads, why, os.environ.get("OMP_WAIT_POLICY"))
+
+
+def _progress_bar(cfg: DictConfig) -> bool:
+    """``trainer.enable_progress_bar``; ``null``: only when the console is a terminal (a redirected
+    bar writes lines of thousands of characters; the per-epoch log line replaces it)."""
+    setting = cfg.trainer.enable_progress_bar
+    return sys.stdout.isatty() if setting is None else bool(setting)
+
+
+def _test_set(datamodule) -> int | None:
+    data = getattr(datamodule, "data", None) or {}
+    return len(data["test"]) if "test" in data else None
+
+
+def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
+    """Train and test one configuration; returns its metrics and cost.
+
+    Raises :class:`lga.runtime.Interrupted` on SIGTERM/SIGINT (at a batch boundary),
+    :class:`lga.callbacks.Diverged` on a non-finite loss, :class:`LGAError` on bad input.
+    """
+    _set_threads(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     axes = describe(cfg)
     datamodule = _build_datamodule(cfg)
     model = build_model(cfg, datamodule)
+    identity = run_identity(cfg)
     # resume: a run restarted in the same directory (same hydra.run.dir / sweep.dir, or a
     # SLURM requeue of the same job) continues from its last checkpoint
     last = output_dir / "checkpoints" / "last.ckpt"
     resume_from = str(last) if last.is_file() else None
     if resume_from:
-        _check_resumable(last, model)
+        _check_resumable(last, model, identity)
         log.info("resuming from %s", resume_from)
 
     group, run_id = _sweep_identity()
@@ -165,12 +192,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=model.monitor, mode="max", filename="best")
     # save_last would refresh last.ckpt only when best.ckpt changes; resuming needs every epoch
     last_checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
-    callbacks = [checkpoint, last_checkpoint, EpochSeed(cfg.seed)] + ([LearningRateMonitor(logging_interval="epoch")] if loggers else [])
+    clock = RunClock()
+    callbacks = [
+        checkpoint, last_checkpoint, EpochSeed(cfg.seed), StopOnSignal(signals), DivergenceGuard(), clock, EpochLine(clock),
+        RunIdentity(identity), *([LearningRateMonitor(logging_interval="epoch")] if loggers else []),
+    ]  # fmt: skip
     # under SLURM, submitit requeues (timeouts, preemption); Lightning's own requeue
     # would answer the same signal a second time
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
+    trainer_options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_options["enable_progress_bar"] = _progress_bar(cfg)
     trainer = L.Trainer(
-        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        **trainer_options,
         plugins=plugins,
         logger=loggers or False,
         callbacks=callbacks,
@@ -178,13 +211,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     )
     failed = True
     try:
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
-        train_time = time.perf_counter() - start
+        with signals.deferred():
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+        if trainer.global_step == 0:
+            raise LGAError(
+                f"trained 0 steps: the training loader gave no batch ({len(datamodule.train_dataloader().dataset)} "
+                f"training images, batch size {datamodule.batch_size}, incomplete batches dropped); "
+                "lower dataset.batch_size or use more training data"
+            )
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.test:
             ckpt = "best" if checkpoint.best_model_path else None
-            for result in trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False):
+            with signals.deferred():
+                results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+            for result in results:
                 metrics.update({k: float(v) for k, v in result.items()})
         failed = False
     finally:
@@ -192,36 +232,60 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return {
         **axes,
         "metrics": metrics,
+        "test_images_total": _test_set(datamodule) if cfg.test else None,
         "params": model.cost["params"],
         "flops": model.cost["flops"],
-        "train_time_s": round(train_time, 2),
+        "train_time_s": round(clock.train_time_s, 2),
+        "throughput": clock.summary(),
+        "threads": torch.get_num_threads(),
         "resumed_from": resume_from,
         "monitor": model.monitor,
     }
 
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
-    """Hydra task: train, and write ``result.json`` (ok or failed) in the run directory.
+    """Hydra task: train, and write ``result.json`` in the run directory with its status:
+    ``ok``, ``failed`` (bad input, or an error), ``diverged`` (non-finite loss) or
+    ``interrupted`` (SIGTERM/SIGINT; ``last.ckpt`` stays, and the same command resumes).
 
-    In a multirun a failed job is recorded and the sweep goes on (the summary lists it
-    and the sweep exits non-zero). In a single run an input error ends the program with
-    its message alone; any other exception propagates with its traceback.
+    In a multirun a failed or diverged job is recorded and the sweep goes on (the summary
+    lists it and the sweep exits non-zero); an interrupted job stops the sweep, which
+    writes its summary and exits 128 + the signal's number. In a single run an input error
+    or a divergence ends the program with its message alone; any other exception
+    propagates with its traceback.
     """
     output_dir = Path(cfg.paths.output_dir)
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     record = job_record(cfg, list(HydraConfig.get().overrides.task))
     # under DDP every process runs this; only the first writes the record
     write_record = rank_zero_only(lambda data: write_json(output_dir / RESULT_FILE, data))
+    signals = StopSignals().install()
     try:
-        result = train(cfg)
+        check_ranges(cfg)
+        result = train(cfg, signals)
+    except Interrupted as stop:
+        last = output_dir / "checkpoints" / "last.ckpt"
+        where = f"hydra.sweep.dir={HydraConfig.get().sweep.dir}" if multirun else f"hydra.run.dir={output_dir}"
+        resume = f"re-run the same command with {where} to resume" + (f" from {last}" if last.is_file() else " (no checkpoint yet: the job starts again)")
+        write_record({**record, "status": "interrupted", "error": f"{stop}; {resume}"})
+        log.error("job %s: %s", stop, resume)
+        if multirun:
+            from .sweep import write_summary
+
+            write_summary(Path(HydraConfig.get().sweep.dir))
+        raise SystemExit(stop.exit_code) from None
     except Exception as err:
-        message = str(err) if isinstance(err, LGAError) else f"{type(err).__name__}: {err}"
-        write_record({**record, "status": "failed", "error": message})
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            log.error("job failed: %s%s", message, "" if isinstance(err, LGAError) else "\n" + traceback.format_exc())
+        expected = isinstance(err, (LGAError, Diverged))
+        message = str(err) if expected else f"{type(err).__name__}: {err}"
+        write_record({**record, "status": "diverged" if isinstance(err, Diverged) else "failed", "error": message})
+        if multirun:
+            log.error("job failed: %s%s", message, "" if expected else "\n" + traceback.format_exc())
             return None
-        if isinstance(err, LGAError):
+        if expected:
             raise SystemExit(f"error: {message}") from None
         raise
+    finally:
+        signals.uninstall()
     write_record({**record, **result, "status": "ok"})
     headline = result["monitor"].replace("val/", "test/")
     value = result["metrics"].get(headline)

@@ -79,10 +79,11 @@ def _outputs_and_grads(module, x, g):
     return y.detach(), x.grad, {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.parametrize("product", ["paper", "released"])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
-def test_fast_matches_reference(shape, options):
-    ref, fast = _pair(shape[1], **{"num_heads": 3, **options})
+def test_fast_matches_reference(shape, options, product):
+    ref, fast = _pair(shape[1], **{"num_heads": 3, "product": product, **options})
     x = torch.randn(shape)
     g = torch.randn(shape)
     y_ref, gx_ref, gp_ref = _outputs_and_grads(ref, x, g)
@@ -162,10 +163,121 @@ def test_reference_follows_the_published_formula():
     torch.testing.assert_close(ref(x), (0.3 - 0.2) * x)
 
 
-def test_softmax_fusion_normalises_alphas():
-    block = LocalGlobalAttention(6, num_heads=2, fusion="softmax")
-    a_l, a_g = block.fusion_weights()
-    assert torch.isclose(a_l + a_g, torch.tensor(1.0))
+def test_softmax_fusion_is_a_scalar_fusion_at_the_softmaxed_alphas():
+    """fusion=softmax computes what fusion=scalar computes with alphas softmax(a_local, a_global)."""
+    softmax_block, scalar_block = _pair(6, num_heads=2, fusion="softmax")[0], _pair(6, num_heads=2)[0]
+    with torch.no_grad():
+        softmax_block.a_local.fill_(2.0)
+        softmax_block.a_global.fill_(-1.0)
+        weights = torch.softmax(torch.tensor([2.0, -1.0]), 0)
+        scalar_block.a_local.fill_(weights[0])
+        scalar_block.a_global.fill_(weights[1])
+    assert torch.allclose(torch.stack(list(softmax_block.fusion_weights().values())), weights)
+    x = torch.randn(2, 6, 5, 5)
+    torch.testing.assert_close(softmax_block(x), scalar_block(x))
+    assert not torch.allclose(softmax_block(x), _pair(6, num_heads=2)[0](x), atol=1e-3)  # raw alphas differ
+
+
+# -- LGA as released: the product its code computes ----------------------------------
+
+
+def released_by_description(block: LocalGlobalAttentionReference, x: torch.Tensor) -> torch.Tensor:
+    """PAPER.md's account of the released module, written out from the block's parameters:
+    each branch gives every channel of a head the sum of that head's value channels."""
+    F = torch.nn.functional
+    size = x.shape[-2:]
+    maps = [x] + [F.interpolate(view(x), size=size, mode="nearest") + x for view in block.multi_scale]
+    weights = torch.softmax(block.scale_weight(x), 1)
+    y = sum(weights[:, i : i + 1] * m for i, m in enumerate(maps)) + F.interpolate(block.pos_embed, size=size, mode="nearest")
+    heads, d = block.num_heads, block.head_dim
+
+    def branch(dw, qkv):
+        v = qkv(dw(y))[:, 2 * block.channels :]  # the value third of the qkv conv's outputs
+        head_sums = v.reshape(x.shape[0], heads, d, *size).sum(2, keepdim=True)
+        return head_sums.expand(-1, -1, d, -1, -1).reshape(x.shape) + x
+
+    local = sum(branch(dw, qkv) for dw, qkv in zip(block.local_dw, block.local_qkv)) / len(block.local_dw)
+    return block.out_proj(block.a_local * local + block.a_global * branch(block.global_dw, block.global_qkv))
+
+
+@pytest.mark.parametrize("heads", [2, 3, 4, 6])
+@pytest.mark.parametrize("size", [(7, 9), (1, 1), (6, 6)])
+def test_released_product_follows_the_description(heads, size):
+    ref, fast = _pair(12, num_heads=heads, product="released")
+    x, g = torch.randn(2, 12, *size, dtype=torch.double), torch.randn(2, 12, *size, dtype=torch.double)
+    want = _outputs_and_grads(ref.double(), x, g)  # oracle: same parameters, computed as described
+    oracle = LocalGlobalAttentionReference(12, num_heads=heads).double()
+    oracle.load_state_dict(ref.state_dict())
+    x_oracle = x.clone().requires_grad_()
+    y_oracle = released_by_description(oracle, x_oracle)
+    y_oracle.backward(g)
+    for got in (want, _outputs_and_grads(fast.double(), x, g)):
+        torch.testing.assert_close(got[0], y_oracle.detach())
+        torch.testing.assert_close(got[1], x_oracle.grad)
+        for name, p in oracle.named_parameters():
+            torch.testing.assert_close(got[2].get(name, torch.zeros_like(p)), p.grad if p.grad is not None else torch.zeros_like(p), msg=name)
+
+
+@pytest.mark.parametrize("module", [LocalGlobalAttentionReference, LocalGlobalAttention])
+def test_query_and_key_learn_only_under_the_papers_product(module):
+    grads = {}
+    for product in ("paper", "released"):
+        torch.manual_seed(0)
+        block = module(12, num_heads=3, product=product).double()
+        block(torch.randn(2, 12, 6, 6, dtype=torch.double)).square().mean().backward()
+        for name, qkv in [("global", block.global_qkv), *((f"local{i}", q) for i, q in enumerate(block.local_qkv))]:
+            q_and_k, v = qkv.weight.grad[:24], qkv.weight.grad[24:]  # rows: q | k | v, 12 each
+            grads[product, name] = (q_and_k.abs().max().item(), v.abs().max().item())
+    for (product, name), (q_and_k, v) in grads.items():
+        assert v > 1e-6, (product, name)
+        if product == "released":  # exactly zero in the fast block; softmax backward's rounding in the reference
+            assert q_and_k == 0 if module is LocalGlobalAttention else q_and_k < 1e-12 * v, (product, name, q_and_k)
+        else:
+            assert q_and_k > 1e-3 * v, (product, name, q_and_k)
+
+
+def test_random_values_under_non_uniform_attention_separate_the_products():
+    """The V = 0 test above cannot tell the products apart; random V with a peaked softmax must."""
+    paper, _ = _pair(12, num_heads=3)
+    released = LocalGlobalAttentionReference(12, num_heads=3, product="released")
+    released.load_state_dict(paper.state_dict())
+    y = torch.randn(2, 12, 6, 6)
+    q, k, _ = paper.global_qkv(paper.global_dw(y)).chunk(3, 1)
+    attn = torch.softmax(q.reshape(2, 3, 4, 36) @ k.reshape(2, 3, 4, 36).transpose(-1, -2) * paper.logit_scale, -1)
+    assert attn.max() > 2 * attn.min()  # far from uniform, so A V differs from the summed V
+    branches = [block._attend(y, block.global_dw, block.global_qkv) for block in (paper, released)]
+    assert (branches[0] - branches[1]).abs().mean() > 0.5 * branches[0].abs().mean()
+    x = torch.randn(2, 12, 6, 6)
+    assert not torch.allclose(paper(x), released(x), atol=1e-4)  # and the difference reaches the output
+
+
+@pytest.mark.parametrize(
+    "name, channels, heads, params",
+    [
+        # the released YOLOv8 configs (MobileNetV3 P5: 24 channels, 6 heads; ResNet18: 128, 8)
+        ("lga_released", 24, 6, 14_358), ("lga_released", 128, 8, 148_230),
+        # the results spreadsheet's ablations: each drops the other branch and its alpha
+        ("la_released", 24, 6, 11_069), ("ga_released", 24, 6, 11_213),
+        ("la_released", 128, 8, 126_085), ("ga_released", 128, 8, 117_637),
+        ("lga", 24, 6, 14_358), ("la", 128, 8, 126_085), ("ga", 128, 8, 117_637),
+    ],
+)  # fmt: skip
+def test_parameter_counts_as_released(name, channels, heads, params):
+    block = create_attention(name, channels, num_heads=heads)
+    assert sum(p.numel() for p in block.parameters()) == params
+    block(torch.randn(2, channels, 4, 4)).sum().backward()
+    assert all(p.grad is not None for p in block.parameters())  # none unused: DDP needs no find_unused_parameters
+
+
+def test_released_preset_is_the_released_module():
+    torch.manual_seed(0)
+    block = create_attention("lga_released", 96)
+    assert block.product == "released" and block.branches == "both"
+    assert 0.9 < block.pos_embed.std().item() < 1.1  # a standard normal table, not the paper's small one
+    assert create_attention("lga", 96).pos_embed.std().item() < 0.05
+    assert (create_attention("la_released", 96).branches, create_attention("ga_released", 96).branches) == ("local", "global")
+    with pytest.raises(ValueError, match="attention 'lga_released' has no option.*product"):
+        create_attention("lga_released", 96, product="paper")
 
 
 @pytest.mark.parametrize(
@@ -180,6 +292,8 @@ def test_softmax_fusion_normalises_alphas():
         ({"num_heads": 0}, "num_heads must be a positive integer, got 0"),
         ({"branches": "all"}, "branches must be one of local, global, both, got 'all'"),
         ({"fusion": "mean"}, "fusion must be one of scalar, softmax, got 'mean'"),
+        ({"product": "av"}, "product must be one of paper, released, got 'av'"),
+        ({"pos_init_std": -1.0}, "pos_init_std must be >= 0, got -1.0"),
         ({"embed_dim": -4}, "embed_dim must be a positive integer, got -4"),
     ],
 )
@@ -243,14 +357,28 @@ def test_bench_prints_rows_and_saves_json(tmp_path, capsys):
     from lga import bench
 
     out = tmp_path / "bench.json"
-    rows = bench.main(["--blocks", "lga,lga_reference,se", "--shapes", "2,12,5,5;1,12,3,4", "--repeats", "2", "--warmup", "0", "--heads", "3", "--json", str(out)])
-    assert [(r["shape"], r["block"]) for r in rows] == [(s, b) for s in ("2x12x5x5", "1x12x3x4") for b in ("lga", "lga_reference", "se")]
+    blocks = ("lga", "lga_released", "lga_reference", "se")
+    rows = bench.main(["--blocks", ",".join(blocks), "--shapes", "2,12,5,5;1,12,3,4", "--repeats", "2", "--warmup", "0", "--heads", "3", "--json", str(out)])
+    assert [(r["shape"], r["block"]) for r in rows] == [(s, b) for s in ("2x12x5x5", "1x12x3x4") for b in blocks]
     for row in rows:
         assert row["fwd_bwd_ms"] > 0 and row["params_k"] > 0
-    fast = [r for r in rows if r["block"] == "lga"]
-    assert all(r["speedup_vs_reference"] > 0 for r in fast)
+        paired = {k for k in row if k.startswith("speedup")}
+        assert paired == {"lga": {"speedup_vs_reference"}, "lga_released": {"speedup_vs_reference", "speedup_vs_lga"}}.get(row["block"], set())
+        assert all(row[k] > 0 for k in paired)
     assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(rows))
-    assert "| 2x12x5x5 | lga |" in capsys.readouterr().out
+    assert "| 2x12x5x5 | lga_released |" in capsys.readouterr().out
+
+
+def test_bench_pairs_each_fast_block_with_the_reference_of_its_options():
+    from lga.bench import paired_columns
+
+    names = ["lga", "lga_released", "la_released", "lga_reference"]
+    assert paired_columns("la_released", names) == {
+        "speedup_vs_reference": ("lga_reference", {"product": "released", "pos_init_std": 1.0, "branches": "local"}),
+        "speedup_vs_lga": ("lga", {"branches": "local"}),
+    }
+    assert paired_columns("lga", names) == {"speedup_vs_reference": ("lga_reference", {})}
+    assert paired_columns("lga_reference", names) == paired_columns("se", names) == {}
 
 
 def test_bench_rejects_unknown_blocks_and_bad_shapes(capsys):

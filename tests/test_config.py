@@ -32,6 +32,23 @@ def test_paper_scale_experiment(compose_cfg):
     assert cfg.backbone.width_mult == 0.75 and cfg.model.head_channels == 1280 and "paper_scale" in cfg.tags
 
 
+@pytest.mark.parametrize("task", ["classification", "detection"])
+def test_released_experiment_puts_the_released_block_on_the_24_channel_stride_32_map(compose_cfg, task):
+    """experiment=released: the released placement; the block adds exactly its released 14,358 parameters."""
+    from hydra.utils import instantiate
+
+    from lga.train import build_model
+
+    params = {}
+    for attention in ("none", "lga_released"):
+        cfg = compose_cfg("experiment=released", f"task={task}", f"attention={attention}")
+        model = build_model(cfg, instantiate(cfg.dataset))
+        params[attention] = model.cost["params"]
+        backbone = model.backbone if task == "classification" else model.detector.backbone.body
+        assert (backbone.out_channels[-1], backbone.strides[-1]) == (24, 32)
+    assert params["lga_released"] - params["none"] == 14_358
+
+
 @pytest.mark.parametrize("name", list_attentions())
 def test_attention_yaml_is_validated_by_its_schema(compose_cfg, name):
     cfg = compose_cfg(f"attention={name}")

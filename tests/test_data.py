@@ -88,3 +88,15 @@ def test_missing_files_offline_error_says_where(tmp_path):
     message = str(err.value)
     assert "missing train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte" in message
     assert str(tmp_path / "MNIST/raw") in message and "offline" in message and "dataset=mnist_5k" in message
+
+
+def test_label_count_mismatch_names_both_files(tmp_path):
+    write_idx(tmp_path / "tr-images", torch.zeros(20, 28, 28, dtype=torch.uint8))
+    write_idx(tmp_path / "tr-labels", torch.zeros(19, dtype=torch.uint8))
+    write_idx(tmp_path / "te-images", torch.zeros(5, 28, 28, dtype=torch.uint8))
+    write_idx(tmp_path / "te-labels", torch.zeros(5, dtype=torch.uint8))
+    dm = IDXClassificationDataModule(
+        name="mine", search_dirs=[str(tmp_path)], train_files=["tr-images", "tr-labels"], test_files=["te-images", "te-labels"]
+    )
+    with pytest.raises(DatasetFileError, match=rf"{tmp_path}/tr-images holds images \(20, 28, 28\) but {tmp_path}/tr-labels labels \(19,\)"):
+        dm.setup()

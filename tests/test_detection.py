@@ -214,7 +214,7 @@ def test_voc_reader(tmp_path):
 
 @pytest.mark.parametrize(
     "name, xmax, message",
-    [("cow", 9, r"0001.xml:7: unknown class 'cow'; valid: cat, dog"), ("cat", 45, r"0001.xml:7: box .* outside the 40x30 image")],
+    [("cow", 9, r"0001.xml:8: unknown class 'cow'; valid: cat, dog"), ("cat", 45, r"0001.xml:7: box .* outside the 40x30 image")],
 )
 def test_voc_reader_errors_name_file_and_line(tmp_path, name, xmax, message):
     root = _voc(tmp_path, name=name, xmax=xmax)

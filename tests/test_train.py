@@ -2,6 +2,9 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,6 +171,8 @@ def test_killed_run_resumes_to_the_same_result(run_lga, start_lga, tmp_path):
     assert second["resumed_from"] == str(last) and first["resumed_from"] is None
     for key in ("test/top1", "test/loss", "val/top1_best"):
         assert second["metrics"][key] == first["metrics"][key], key
+    # train time adds up over the two sessions (the part after the last checkpoint is redone, counted once)
+    assert second["train_time_s"] == pytest.approx(first["train_time_s"], rel=0.1)
     run_files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(run_files) == 2 and len({p.name for p in run_files}) == 1  # two sessions, one W&B run id
 
@@ -178,4 +183,123 @@ def test_resuming_a_different_model_is_a_clear_error(run_lga, tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     other = run_lga("trainer=debug", "logger=none", "attention=se", f"hydra.run.dir={tmp_path}/run")
     assert other.returncode == 1
-    assert "holds a different model than this config builds" in other.stderr and "Traceback" not in other.stderr
+    assert "was written by another configuration" in other.stderr and "attention.name: 'lga' in the checkpoint, 'se' now" in other.stderr
+    assert "Traceback" not in other.stderr
+
+
+def _summary(sweep: Path) -> list[dict]:
+    return list(csv.DictReader((sweep / "summary.csv").open()))
+
+
+def test_resume_refuses_a_checkpoint_of_another_seed(run_lga, tmp_path):
+    """-m seed=0,1 then -m seed=1 in the same sweep directory: job 0 now is seed 1 and must not
+    continue seed 0's run (same shapes, other configuration)."""
+    sweep = tmp_path / "sweep"
+    first = run_lga("-m", "seed=0,1", "trainer=debug", "logger=none", f"hydra.sweep.dir={sweep}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_lga("-m", "seed=1", "trainer=debug", "logger=none", f"hydra.sweep.dir={sweep}")
+    assert second.returncode == 1
+    row = _summary(sweep)[0]
+    assert (row["seed"], row["status"]) == ("1", "failed")
+    assert "was written by another configuration (seed: 0 in the checkpoint, 1 now)" in row["error"]
+    assert "to start fresh" in row["error"]
+
+
+def test_diverged_training_is_not_a_result(run_lga, tmp_path):
+    proc = run_lga("optimizer.lr=1e6", "trainer=debug", "trainer.limit_train_batches=6", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 1
+    assert "error: training diverged: loss nan at step" in proc.stderr and "Traceback" not in proc.stderr
+    text = (tmp_path / "run/result.json").read_text()
+    assert "NaN" not in text  # strict JSON
+    result = json.loads(text)
+    assert result["status"] == "diverged" and "last finite loss" in result["error"] and "metrics" not in result
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.max_epochs=-1", "trainer.max_epochs=-1 is out of range: it must be >= 1"),
+        ("optimizer.lr=-1", "optimizer.lr=-1 is out of range: it must be > 0"),
+        ("model.dropout=1.5", "model.dropout=1.5 is out of range: it must be in [0, 1)"),
+    ],
+)
+def test_out_of_range_options_fail_before_anything_is_built(run_lga, tmp_path, override, message):
+    proc = run_lga(override, "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 1
+    assert f"error: {message}" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "run/checkpoints").exists()
+
+
+def test_training_set_smaller_than_a_batch_fails(run_lga, tmp_path):
+    proc = run_lga("dataset.batch_size=8192", "trainer=debug", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 1
+    result = _result(tmp_path / "run")
+    assert result["status"] == "failed"
+    assert "trained 0 steps" in result["error"] and "4500 training images, batch size 8192" in result["error"]
+
+
+def test_unwritable_run_directory_is_named(run_lga, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    proc = run_lga("trainer=debug", "logger=none", f"hydra.run.dir={tmp_path}/a_file/run")
+    assert proc.returncode == 1
+    assert f"error: cannot write the output directory {tmp_path}/a_file/run" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_records_are_readable_by_others(run_lga, tmp_path):
+    proc = run_lga("-m", "trainer=debug", "logger=none", f"hydra.sweep.dir={tmp_path}/sweep")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for path in (tmp_path / "sweep/0/result.json", tmp_path / "sweep/summary.csv"):
+        assert path.stat().st_mode & 0o044 == 0o044, path  # group and others may read (umask 022)
+
+
+def test_explicit_threads_are_used(run_lga, tmp_path):
+    proc = run_lga("runtime.threads=1", "trainer=debug", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _result(tmp_path / "run")["threads"] == 1
+    assert "1 intra-op threads (runtime.threads); OMP_WAIT_POLICY=PASSIVE" in (tmp_path / "run/train.log").read_text()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
+def test_parallel_jobs_share_the_affinity_mask(tmp_path):
+    """hydra/launcher=parallel n_jobs=2 on a 2-CPU mask: each job runs 1 intra-op thread."""
+    from tests.conftest import ROOT, _lga_env
+
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
+         "attention=none,se", "trainer=debug", "logger=none", f"hydra.sweep.dir={sweep}"],
+        cwd=ROOT, env=_lga_env(tmp_path), capture_output=True, text=True, timeout=600,
+        preexec_fn=lambda: os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2]),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [row["threads"] for row in _summary(sweep)] == ["1", "1"]
+
+
+def test_sigterm_stops_a_sweep_with_a_summary_and_it_resumes(run_lga, start_lga, tmp_path):
+    """A real SIGTERM to `run.py -m` during its second job: non-zero exit, the summary lists the
+    finished job and the interrupted one, and the same command finishes the sweep from last.ckpt."""
+    import signal
+    import time
+
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m", "attention=none,se", "trainer.max_epochs=4", "trainer.limit_train_batches=12", "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0", "logger=none", f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    victim = start_lga(*args)
+    last = sweep / "1/checkpoints/last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert victim.poll() is None, "the sweep finished before it could be interrupted"
+    victim.send_signal(signal.SIGTERM)
+    assert victim.wait(timeout=120) == 128 + signal.SIGTERM
+    rows = _summary(sweep)
+    assert [(r["attention"], r["status"]) for r in rows] == [("none", "ok"), ("se", "interrupted")]
+    assert "interrupted by SIGTERM; re-run the same command with hydra.sweep.dir=" in rows[1]["error"]
+
+    again = run_lga(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert [(r["attention"], r["status"]) for r in _summary(sweep)] == [("none", "ok"), ("se", "ok")]
+    assert _result(sweep / "1")["resumed_from"] == str(last)

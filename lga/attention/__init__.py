@@ -6,23 +6,27 @@ Every block is built as ``Block(channels, *, options...)`` and maps
 
 from . import cbam, coord, eca, identity, mhsa, se, shuffle  # noqa: F401  (modules register their blocks)
 from .lga import LocalGlobalAttention
+from .lga_base import LocalGlobalAttentionBase
 from .lga_reference import LocalGlobalAttentionReference
 from .registry import (
     attention_options,
     create_attention,
     get_attention_class,
     list_attentions,
+    preset_options,
     register_attention,
     register_attention_preset,
 )
 
 __all__ = [
     "LocalGlobalAttention",
+    "LocalGlobalAttentionBase",
     "LocalGlobalAttentionReference",
     "attention_options",
     "create_attention",
     "get_attention_class",
     "list_attentions",
+    "preset_options",
     "register_attention",
     "register_attention_preset",
 ]

@@ -28,6 +28,12 @@ What differs from ``lga_reference.py`` is only how the same numbers are computed
   matches.
 - The branch average, the alphas and the raw-input residuals are folded into one
   weighted sum: ``x`` is added once, with weight ``a_local + a_global``.
+- **The released product** (``product="released"``) only needs each head's sum of its
+  value channels: ``sum_j (Wv_j z + bv_j) = (sum_j Wv_j) z + sum_j bv_j``. So a branch
+  is one ``C_v x heads`` matmul of the value channels' depthwise output, broadcast over
+  each head's channels: no q, k, softmax or attention products, and the depthwise convs
+  run on the value channels alone (a third of them at 6 heads), since the other
+  channels only feed q and k.
 
 Measured and dropped (slower on CPU with torch 2.14): zero-padding the 3/5/7 local
 kernels into one grouped 7x7 conv, one grouped 1x1 conv for all qkv projections,
@@ -45,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dense_depthwise import DenseDepthwise, dense_is_cheaper
-from .lga_reference import LocalGlobalAttentionBase
+from .lga_base import LocalGlobalAttentionBase
 from .registry import register_attention, register_attention_preset
 
 
@@ -83,7 +89,7 @@ def _group_onehot(groups: tuple[int, ...], device: torch.device) -> torch.Tensor
 class LocalGlobalAttention(LocalGlobalAttentionBase):
     """Local-Global Attention (fast). Shape: (B, C, H, W) -> (B, C, H, W).
 
-    Options: see :class:`lga.attention.lga_reference.LocalGlobalAttentionBase`.
+    Options: see :class:`lga.attention.lga_base.LocalGlobalAttentionBase`.
     """
 
     # below this many pixels the q/k/v maps are cheaper to build than the Gram route's
@@ -96,7 +102,7 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
             b, n, c = z.shape
             qkv_maps = F.conv1d(z.transpose(1, 2), qkv.weight.squeeze(-1), qkv.bias, groups=self.num_heads)
             q, k, v = qkv_maps.view(b, 3, self.num_heads, self.head_dim, n).unbind(1)
-            attn = torch.softmax(q @ k.transpose(-2, -1) * self.scale, -1)
+            attn = torch.softmax(q @ k.transpose(-2, -1) * self.logit_scale, -1)
             return out + weight * (attn @ v).view(b, c, n).transpose(1, 2)
         return self._attend_gram(z, qkv, weight, out)
 
@@ -122,12 +128,25 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         )
         rows, cols = (_block_index(groups, d, z.device) for groups in sources[:2])
         logits = w[0] @ gram[:, rows.unsqueeze(2), cols.unsqueeze(1)] @ w[1].transpose(-1, -2)  # Q K^T: (B, H, d, d)
-        mixed = weight * (torch.softmax(logits * self.scale, -1) @ w[2])  # A [Wv | bv]: (B, H, d, d+1)
+        mixed = weight * (torch.softmax(logits * self.logit_scale, -1) @ w[2])  # A [Wv | bv]: (B, H, d, d+1)
 
         # out += z_v @ mix + bias, mix (B, Gv*d, C) holding each head's block at its v group's rows
         onehot = _group_onehot(sources[2], z.device).to(mixed.dtype)
         mix = torch.einsum("bhrk,hg->bgkhr", mixed[..., :d], onehot).reshape(b, -1, c)
         return torch.baddbmm(out + mixed[..., d].reshape(b, 1, c), z_v, mix)
+
+    def _attend_released(self, z_v: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """``out + weight * branch`` for the released product; z_v: tokens (B, N, Gv*d) of the
+        value heads' input groups. Every channel of head h gets the sum of h's value channels."""
+        b, n, _ = z_v.shape
+        heads, d = self.num_heads, self.head_dim
+        sources = qkv_source_groups(heads)[2]
+        head_weight = qkv.weight.view(3, heads, d, d)[2].sum(1)  # (H, d): the rows of Wv summed per head
+        head_bias = qkv.bias.view(3, heads, d)[2].sum(1)  # (H,)
+        onehot = _group_onehot(sources, z_v.device).to(head_weight.dtype)
+        project = torch.einsum("hk,hg->gkh", head_weight, onehot).reshape(-1, heads)  # (Gv*d, H)
+        head_sums = torch.addmm(weight * head_bias, z_v.reshape(b * n, -1), weight * project)  # (B*N, H)
+        return out + head_sums.view(b, n, heads, 1).expand(b, n, heads, d).reshape(b, n, heads * d)
 
     def _multi_scale(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale_weight is None:
@@ -157,31 +176,44 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) channels_last -> (B, H*W, C) view
             return t.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, h * w, c)
 
-        columns = None  # y as (C, B, H*W), built once for the depthwise convs that run dense
+        released = self.product == "released"
+        # the released product reads only the value heads' groups; their channels alone go through the depthwise convs
+        first, count = _span(qkv_source_groups(self.num_heads)[2]) if released else (0, self.num_heads)
+        channels = slice(first * self.head_dim, (first + count) * self.head_dim)
+        y_in = y[:, channels] if released else y
+        columns = None  # y_in as (C_in, B, H*W), built once for the depthwise convs that run dense
 
         def depthwise(conv: nn.Conv2d) -> torch.Tensor:
             nonlocal columns
+            weight, bias = conv.weight[channels], conv.bias[channels]
             # on CPU, maps with fewer pixels than kernel taps run faster as dense matmuls than in oneDNN
             if y.device.type != "cpu" or not dense_is_cheaper(h, w, conv.kernel_size[0]):
-                return tokens(conv(y))
+                z = F.conv2d(y_in, weight, bias, padding=conv.padding, groups=weight.shape[0])
+                return z.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, h * w, -1)
             if columns is None:
-                columns = y.permute(1, 0, 2, 3).reshape(c, b, h * w)
-            return DenseDepthwise.apply(columns, conv.weight, conv.bias, h, w)
+                columns = y_in.permute(1, 0, 2, 3).reshape(-1, b, h * w)
+            return DenseDepthwise.apply(columns, weight, bias, h, w)
 
-        a_local, a_global = self.fusion_weights()
+        alphas = self.fusion_weights()
         branches, residual = [], 0  # residual: total weight of the raw input the branches add back
         if self.local_dw:
-            branches += [(dw, qkv, a_local / len(self.local_dw)) for dw, qkv in zip(self.local_dw, self.local_qkv)]
-            residual = residual + a_local
+            weight = alphas["local"] / len(self.local_dw)
+            branches += [(dw, qkv, weight) for dw, qkv in zip(self.local_dw, self.local_qkv)]
+            residual = residual + alphas["local"]
         if self.global_dw is not None:
-            branches.append((self.global_dw, self.global_qkv, a_global))
-            residual = residual + a_global
+            branches.append((self.global_dw, self.global_qkv, alphas["global"]))
+            residual = residual + alphas["global"]
+        attend = self._attend_released if released else self._attend
         out = residual * tokens(x)
         for dw, qkv, weight in branches:
-            out = self._attend(depthwise(dw), qkv, weight, out)
+            out = attend(depthwise(dw), qkv, weight, out)
         return self.out_proj(out.view(b, h, w, c).permute(0, 3, 1, 2))
 
 
 # the paper's ablations: local branch only (LA), global branch only (GA)
 register_attention_preset("la", "lga", branches="local")
 register_attention_preset("ga", "lga", branches="global")
+# the released module: its attention product and its position-table initialisation
+register_attention_preset("lga_released", "lga", product="released", pos_init_std=1.0)
+register_attention_preset("la_released", "lga_released", branches="local")
+register_attention_preset("ga_released", "lga_released", branches="global")

@@ -55,6 +55,11 @@ def get_attention_class(name: str) -> Type[nn.Module]:
     return _lookup(name)[0]
 
 
+def preset_options(name: str) -> Dict[str, Any]:
+    """The options name ``name`` fixes (``{}`` for a plain block)."""
+    return dict(_lookup(name)[1])
+
+
 def attention_options(name: str) -> Dict[str, inspect.Parameter]:
     """The keyword options block ``name`` accepts (after ``channels``, less those it fixes)."""
     cls, fixed = _lookup(name)

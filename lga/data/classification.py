@@ -160,10 +160,13 @@ class IDXClassificationDataModule(L.LightningDataModule):
         files = self.resolve_files()
         images, labels = (read_idx(files[n]) for n in self.train_files)
         test_images, test_labels = (read_idx(files[n]) for n in self.test_files)
-        for split, (x, y) in {"train": (images, labels), "test": (test_images, test_labels)}.items():
+        splits = {"train": (images, labels, self.train_files), "test": (test_images, test_labels, self.test_files)}
+        for split, (x, y, (image_file, label_file)) in splits.items():
             if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
                 raise DatasetFileError(
-                    f"dataset {self.name!r} {split}: images {tuple(x.shape)} and labels {tuple(y.shape)} do not match"
+                    f"dataset {self.name!r} {split}: {files[image_file]} holds images {tuple(x.shape)} but "
+                    f"{files[label_file]} labels {tuple(y.shape)}; they must hold one label per image: "
+                    "replace the file that is wrong"
                 )
         n_val = round(self.val_size * len(images)) if self.val_size < 1 else int(self.val_size)
         if not 0 < n_val < len(images):

@@ -25,17 +25,20 @@ def read_voc_xml(xml_file: Path, class_names: Sequence[str]) -> tuple[list[list[
         root = ET.fromstring(text)
     except ET.ParseError as err:
         raise AnnotationError(f"{xml_file}:{err.position[0]}: malformed XML ({err})") from None
-    object_lines = [text.count("\n", 0, m.start()) + 1 for m in re.finditer(r"<object\b", text)]
+    # each object's line, and the line of its <name> (where an unknown class is written)
+    object_starts = [m.start() for m in re.finditer(r"<object\b", text)]
+    object_lines = [text.count("\n", 0, start) + 1 for start in object_starts]
+    name_lines = [text.count("\n", 0, max(start, text.find("<name", start))) + 1 for start in object_starts]
     try:
         width, height = int(root.findtext("size/width")), int(root.findtext("size/height"))
     except (TypeError, ValueError):
         raise AnnotationError(f"{xml_file}: missing or non-integer size/width and size/height") from None
     boxes, labels = [], []
-    for obj, line in zip(root.iter("object"), object_lines):
+    for obj, line, name_line in zip(root.iter("object"), object_lines, name_lines):
         where = f"{xml_file}:{line}"
         name = (obj.findtext("name") or "").strip()
         if name not in class_names:
-            raise AnnotationError(f"{where}: unknown class {name!r}; valid: {', '.join(class_names)}")
+            raise AnnotationError(f"{xml_file}:{name_line}: unknown class {name!r}; valid: {', '.join(class_names)}")
         try:
             x0, y0, x1, y1 = (float(obj.findtext(f"bndbox/{k}")) for k in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):

@@ -7,8 +7,9 @@ from typing import Callable, Optional
 import lightning as L
 import torch
 from torch.optim import Optimizer
+from torchmetrics import SumMetric
 
-from ..attention.lga_reference import LocalGlobalAttentionBase
+from ..attention import LocalGlobalAttentionBase
 
 
 class TaskModule(L.LightningModule):
@@ -33,6 +34,12 @@ class TaskModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.test_images = SumMetric()  # how many test images the test metrics cover (summed over processes)
+
+    def count_test_images(self, count: int) -> None:
+        """Call from ``test_step``: logs ``test/images``, so a partial test set is visible as such."""
+        self.test_images.update(count)
+        self.log("test/images", self.test_images, on_step=False, on_epoch=True, reduce_fx="sum")
 
     def track_lga_blocks(self) -> None:
         """Find the model's LGA blocks and record their mean scale weights during validation
@@ -53,10 +60,9 @@ class TaskModule(L.LightningModule):
         """Log each LGA block's fusion weights (a_local, a_global) and mean scale weights."""
         for name, block in self.lga_blocks.items():
             prefix = f"lga/{name.replace('.', '/')}"
-            a_local, a_global = block.fusion_weights()
             # sync_dist: under DDP each process saw different batches (the scale weights differ)
-            self.log(f"{prefix}/a_local", a_local.detach(), sync_dist=True)
-            self.log(f"{prefix}/a_global", a_global.detach(), sync_dist=True)
+            for branch, alpha in block.fusion_weights().items():
+                self.log(f"{prefix}/a_{branch}", alpha.detach(), sync_dist=True)
             if self._scale_means.get(name):
                 for i, w in enumerate(torch.stack(self._scale_means.pop(name)).mean(0)):
                     self.log(f"{prefix}/scale_w{i}", w, sync_dist=True)

@@ -93,6 +93,7 @@ class ClassificationModule(TaskModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test")
+        self.count_test_images(len(batch[0]))
 
     # -- reporting ----------------------------------------------------------------------
     def on_validation_epoch_end(self) -> None:

@@ -177,6 +177,7 @@ class DetectionModule(TaskModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "test")
+        self.count_test_images(len(batch[0]))
 
     def _log_map(self, split: str) -> dict[str, float]:
         results = self.map_metrics[split].compute()  # gathered across processes under DDP

@@ -1,0 +1,206 @@
+"""The Lightning callbacks every lga run uses: reseeding, stop signals, divergence, clocks, logs."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.seed import seed_everything
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
+
+from .runtime import StopSignals
+
+log = logging.getLogger(__name__)
+
+
+class Diverged(RuntimeError):
+    """The training loss or a validation metric became NaN or infinite."""
+
+
+class EpochSeed(Callback):
+    """Reseed at every epoch start from (seed, optimizer steps so far): the global RNGs
+    (dropout) and the training sampler's order (if it has ``reseed``).
+
+    Randomness then does not depend on what ran before, so a run resumed from a
+    checkpoint ends exactly where an uninterrupted one does. ``global_step`` is what
+    checkpoints restore exactly; Lightning's epoch counters can be one behind after a
+    restore from an end-of-epoch checkpoint.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch_seed = self.seed * 100_003 + trainer.global_step + 1
+        seed_everything(epoch_seed, workers=True, verbose=False)
+        sampler = getattr(trainer.train_dataloader, "sampler", None)
+        if hasattr(sampler, "reseed"):
+            sampler.reseed(epoch_seed)
+
+
+class StopOnSignal(Callback):
+    """Ends training or evaluation at the first batch boundary after SIGTERM or SIGINT."""
+
+    def __init__(self, signals: StopSignals) -> None:
+        self.signals = signals
+
+    def on_train_batch_end(self, *args: Any) -> None:
+        self.signals.check()
+
+    def on_validation_batch_end(self, *args: Any) -> None:
+        self.signals.check()
+
+    def on_test_batch_end(self, *args: Any) -> None:
+        self.signals.check()
+
+
+class DivergenceGuard(Callback):
+    """Stops a run whose training loss, or any validation metric, is not finite.
+
+    Checks the loss the step already returned (Lightning's ``detect_anomaly`` would
+    re-run every op under autograd's anomaly mode, several times slower).
+    """
+
+    def __init__(self) -> None:
+        self.last_finite: tuple[int, float] | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        value = float(loss.detach())
+        step = trainer.global_step
+        if math.isfinite(value):
+            self.last_finite = (step, value)
+            return
+        last = "no finite loss before it" if self.last_finite is None else (
+            f"last finite loss {self.last_finite[1]:.4g} at step {self.last_finite[0]}"
+        )
+        raise Diverged(f"training diverged: loss {value} at step {step} ({last}); lower optimizer.lr or clip gradients (trainer.gradient_clip_val)")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        bad = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and not math.isfinite(float(v))}
+        if bad:
+            raise Diverged(f"training diverged: validation metrics {bad} at step {trainer.global_step}")
+
+
+class RunClock(Callback):
+    """Training time and throughput, kept across resumptions.
+
+    ``train_time_s``: wall time inside ``fit`` summed over every session of the run
+    (the part of an interrupted session after its last checkpoint is redone, and counted
+    where it is redone). Throughput of this session: training images/s (steps and
+    data-loader waits), evaluation images/s, mean step time and mean data-loader wait.
+    """
+
+    def __init__(self) -> None:
+        self.previous_s = 0.0  # restored from the checkpoint
+        self._fit_start: float | None = None
+        self._fit_s = 0.0
+        self._mark = 0.0
+        self.train = {"images": 0, "steps": 0, "step_s": 0.0, "wait_s": 0.0}
+        self.eval = {"images": 0, "seconds": 0.0}
+
+    @property
+    def train_time_s(self) -> float:
+        running = time.perf_counter() - self._fit_start if self._fit_start is not None else 0.0
+        return self.previous_s + self._fit_s + running
+
+    def state_dict(self) -> dict[str, float]:
+        return {"train_time_s": self.train_time_s}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.previous_s = float(state.get("train_time_s", 0.0))
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._fit_s += time.perf_counter() - self._fit_start
+        self._fit_start = None
+
+    def on_train_epoch_start(self, *args: Any) -> None:
+        self._mark = time.perf_counter()
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        now = time.perf_counter()
+        self.train["wait_s"] += now - self._mark  # the loader's next() ran since the last batch ended
+        self._mark = now
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        now = time.perf_counter()
+        self.train["step_s"] += now - self._mark
+        self.train["steps"] += 1
+        self.train["images"] += len(batch[0])
+        self._mark = now
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for name, value in self.summary().items():
+            if value is not None:
+                pl_module.log(f"perf/{name}", value)
+
+    def _eval_start(self, *args: Any) -> None:
+        self._eval_mark = time.perf_counter()
+
+    def _eval_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, *args: Any) -> None:
+        now = time.perf_counter()
+        self.eval["seconds"] += now - self._eval_mark
+        self.eval["images"] += len(batch[0])
+        self._eval_mark = now
+
+    on_validation_batch_start = on_test_batch_start = _eval_start
+    on_validation_batch_end = on_test_batch_end = _eval_end
+
+    def summary(self) -> dict[str, float | None]:
+        train_s = self.train["step_s"] + self.train["wait_s"]
+        steps = self.train["steps"]
+        return {
+            "train_images_per_s": round(self.train["images"] / train_s, 1) if train_s else None,
+            "eval_images_per_s": round(self.eval["images"] / self.eval["seconds"], 1) if self.eval["seconds"] else None,
+            "step_ms": round(1e3 * self.train["step_s"] / steps, 2) if steps else None,
+            "data_wait_ms": round(1e3 * self.train["wait_s"] / steps, 2) if steps else None,
+        }
+
+
+class EpochLine(Callback):
+    """One readable log line per epoch (in ``train.log`` and on the console): the epoch's
+    metrics, its time and training throughput. With output redirected (SLURM logs, CI)
+    the progress bar is off, and this is what a reader sees."""
+
+    def __init__(self, clock: RunClock) -> None:
+        self.clock = clock
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start, self._images = time.perf_counter(), self.clock.train["images"]
+
+    @rank_zero_only
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        seconds = time.perf_counter() - self._start
+        images = self.clock.train["images"] - self._images
+        metrics = {
+            k: float(v) for k, v in sorted(trainer.callback_metrics.items())
+            if k.endswith(("loss_epoch", "/loss", "top1", "map50", "map")) and not k.startswith("lga/") and torch.is_tensor(v) and v.numel() == 1
+        }  # fmt: skip
+        parts = [f"{k} {v:.4g}" for k, v in metrics.items()]
+        log.info(
+            "epoch %d/%d | %s | %.1f s, %.0f train images/s",
+            trainer.current_epoch + 1, trainer.max_epochs, " | ".join(parts), seconds, images / seconds if seconds else 0.0,
+        )  # fmt: skip
+
+
+class RunIdentity(Callback):
+    """Writes the run's identity (its resolved training config) into every checkpoint, so a
+    resume can refuse a checkpoint that another configuration wrote."""
+
+    KEY = "lga_run_identity"
+
+    def __init__(self, identity: dict[str, Any]) -> None:
+        self.identity = identity
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[self.KEY] = self.identity

@@ -1,0 +1,117 @@
+"""How a run uses the machine: OpenMP's wait policy, intra-op threads, and stop signals.
+
+Imported by ``lga/__init__.py`` before anything loads torch, so the wait policy is in
+the environment when torch's OpenMP runtime starts (it reads it once, at load).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from typing import Any, Iterator, Mapping
+
+log = logging.getLogger(__name__)
+
+# OpenMP threads that finish a parallel region spin for the next one by default. On a
+# machine where anything else runs (another job of the sweep, a browser) the spinning
+# threads take the cores the working ones need: a 2-thread training step went from
+# 0.43 s to 1-7 s next to one other PyTorch process. PASSIVE threads sleep instead.
+# A value the user set wins (OMP_WAIT_POLICY=ACTIVE python run.py ...).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (taskset, cgroups, SLURM's binding),
+    not the machine's core count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def choose_threads(requested: int | None, launcher: Mapping[str, Any] | None = None) -> tuple[int, str]:
+    """(intra-op threads, why) for one job.
+
+    In order: ``runtime.threads``; SLURM's ``SLURM_CPUS_PER_TASK``; a launcher's
+    ``cpus_per_task`` (submitit); the CPUs of the affinity mask divided among a
+    joblib launcher's ``n_jobs`` parallel jobs; the affinity mask.
+    """
+    if requested:
+        return int(requested), "runtime.threads"
+    if os.environ.get("SLURM_CPUS_PER_TASK"):
+        return int(os.environ["SLURM_CPUS_PER_TASK"]), "SLURM_CPUS_PER_TASK"
+    launcher = launcher or {}
+    cpus = available_cpus()
+    if launcher.get("cpus_per_task"):
+        return int(launcher["cpus_per_task"]), "hydra.launcher.cpus_per_task"
+    n_jobs = launcher.get("n_jobs")
+    if n_jobs is not None and "joblib" in str(launcher.get("_target_", "")).lower():
+        parallel = cpus if n_jobs < 0 else min(int(n_jobs), cpus)
+        return max(1, cpus // max(1, parallel)), f"{cpus} CPUs shared by hydra.launcher.n_jobs={n_jobs}"
+    return cpus, f"{cpus} CPUs in the affinity mask"
+
+
+class Interrupted(Exception):
+    """The run was asked to stop by a signal (SIGTERM from a scheduler or `kill`, SIGINT from Ctrl-C)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # the shell's convention for a process ended by a signal
+
+
+class StopSignals:
+    """SIGTERM and SIGINT end a run cleanly at a safe point, with :class:`Interrupted`.
+
+    Outside training the handler raises at once. Inside :meth:`deferred` (around
+    ``trainer.fit``/``test``) it only records the signal, and the training loop raises
+    at the next batch boundary (``check``, called from a callback; Lightning's own
+    ``SIGTERMException`` is turned into :class:`Interrupted` too), never in the middle of
+    writing a checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._deferring = False
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> "StopSignals":
+        for signum in INTERRUPT_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def uninstall(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            self.received = signum
+        if not self._deferring:
+            raise Interrupted(self.received)
+
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a stop signal has arrived (call at safe points)."""
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        self._deferring = True
+        try:
+            yield
+        except SIGTERMException:
+            raise Interrupted(self.received or signal.SIGTERM) from None
+        finally:
+            self._deferring = False
+        self.check()  # arrived after the last batch
