@@ -82,6 +82,7 @@ class TrainerConfig:
     accumulate_grad_batches: int = 1
     enable_progress_bar: Optional[bool] = None  # null: only when the console is a terminal
     enable_model_summary: bool = True
+    profiler: Optional[str] = None  # "simple" or "advanced": time per hook (data, step, backward, optimizer)
 
 
 @dataclass

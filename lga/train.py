@@ -213,6 +213,7 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
     try:
         with signals.deferred():
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
+        train_time_s = clock.train_time_s  # now: testing from a checkpoint restores the clock's saved state
         if trainer.global_step == 0:
             raise LGAError(
                 f"trained 0 steps: the training loader gave no batch ({len(datamodule.train_dataloader().dataset)} "
@@ -235,7 +236,7 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
         "test_images_total": _test_set(datamodule) if cfg.test else None,
         "params": model.cost["params"],
         "flops": model.cost["flops"],
-        "train_time_s": round(clock.train_time_s, 2),
+        "train_time_s": round(train_time_s, 2),
         "throughput": clock.summary(),
         "threads": torch.get_num_threads(),
         "resumed_from": resume_from,
