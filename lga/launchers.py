@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import open_dict
 
-from .utils import write_json
+from .results import RESULT_FILE, job_axes, write_result
 
 log = logging.getLogger(__name__)
 
@@ -73,14 +73,13 @@ class WaitForAllJobs:
 
     def _record_failure(self, overrides: list[str], job_num: int, message: str) -> None:
         """Write the job's ``result.json`` as failed, unless the job wrote one itself."""
-        from .train import RESULT_FILE, job_record  # here: Hydra imports launchers at every start
-
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)  # type: ignore[attr-defined]
         with open_dict(cfg.hydra.job):
             cfg.hydra.job.num = job_num
-        result = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir) / RESULT_FILE
-        if not result.is_file():
-            write_json(result, {**job_record(cfg, overrides), "status": "failed", "error": message})
+        job_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+        if not (job_dir / RESULT_FILE).is_file():
+            axes = job_axes(cfg, cfg.hydra.runtime.choices, overrides)
+            write_result(job_dir, {**axes, "overrides": overrides, "status": "failed", "error": message})
 
 
 class _Submitted:

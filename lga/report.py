@@ -3,12 +3,14 @@
     python -m lga.report logs/multiruns/<sweep>            # writes report.md, report.csv, report.png there
     python -m lga.report <sweep> --metric test_top5 --baseline se
 
-Per dataset x backbone x attention: mean and standard deviation of the metric over
-seeds. Against the baseline attention (``none`` by default) on the same dataset and
-backbone: the mean difference over the seeds both have, its 95% confidence interval
-(t distribution) and a paired t-test's p-value. Jobs that failed or never finished
-are listed with their error. Works on any sweep directory ``run.py -m`` wrote,
-whichever launcher ran it.
+Per dataset x backbone x attention (x any other override the jobs differ in): mean and
+standard deviation of the metric over seeds. Against the baseline attention (``none``
+by default) on the same dataset, backbone and other overrides: the mean difference over
+the seeds both have, its 95% confidence interval (t distribution) and a paired t-test's
+p-value. Only jobs with status ``ok`` are averaged; the others (failed, diverged,
+interrupted, incomplete) are listed with their errors, and the report warns about
+them, about missing baselines and about partial test sets. Works on any sweep
+directory ``run.py -m`` wrote, whichever launcher ran it; imports no torch.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from scipy import stats
 
-from .sweep import METRIC_COLUMNS, collect
+from .results import METRIC_COLUMNS, sweep_rows
 from .utils import csv_text, markdown_table, write_atomic
 
 
@@ -49,28 +51,45 @@ def paired_difference(treated: dict[int, float], baseline: dict[int, float]) -> 
     return out
 
 
-def values_by_group(rows: list[dict[str, Any]], metric: str) -> dict[tuple[str, str, str], dict[int, float]]:
-    """(dataset, backbone, attention) -> {seed: metric} over the jobs that finished ``ok``."""
-    by_group: dict[tuple[str, str, str], dict[int, float]] = defaultdict(dict)
+Cell = tuple[str, str, str, str]  # (dataset, backbone, attention, variant)
+
+
+def values_by_group(rows: list[dict[str, Any]], metric: str) -> dict[Cell, dict[int, float]]:
+    """(dataset, backbone, attention, variant) -> {seed: metric} over the jobs that finished ``ok``.
+    Jobs that differ in any override (``variant``) never share a cell."""
+    by_group: dict[Cell, dict[int, float]] = defaultdict(dict)
     for r in rows:
         if r["status"] == "ok" and r[metric] is not None:
-            by_group[(r["dataset"], r["backbone"], r["attention"])][int(r["seed"])] = float(r[metric])
+            by_group[(r["dataset"], r["backbone"], r["attention"], r.get("variant") or "")][int(r["seed"])] = float(r[metric])
     return by_group
 
 
-def aggregate(by_group: dict[tuple[str, str, str], dict[int, float]], metric: str, baseline: str) -> list[dict[str, Any]]:
+def _without_attention_options(variant: str) -> str:
+    """A variant less its ``attention.*`` overrides: the baseline block has none of them."""
+    return " ".join(o for o in variant.split() if not o.lstrip("+~").startswith("attention."))
+
+
+def aggregate(by_group: dict[Cell, dict[int, float]], metric: str, baseline: str) -> list[dict[str, Any]]:
+    """One row per cell: n, mean, sd over seeds, and the paired difference to the baseline block
+    on the same data, backbone and other overrides."""
     table = []
-    for (dataset, backbone, attention), values in sorted(by_group.items()):
-        base = by_group.get((dataset, backbone, baseline))
+    for (dataset, backbone, attention, variant), values in sorted(by_group.items()):
+        base = by_group.get((dataset, backbone, baseline, _without_attention_options(variant)))
         compared = paired_difference(values, base) if base is not None and attention != baseline else {}
         table.append({
-            "dataset": dataset, "backbone": backbone, "attention": attention, "metric": metric,
+            "dataset": dataset, "backbone": backbone, "attention": attention, "variant": variant, "metric": metric,
             "n": len(values), "mean": statistics.fmean(values.values()),
             "std": statistics.stdev(values.values()) if len(values) > 1 else None,
             "seeds": " ".join(str(s) for s in sorted(values)),
             **{k: compared.get(k) for k in ("n_paired", "diff", "ci_low", "ci_high", "p_value")},
         })  # fmt: skip
     return table
+
+
+def _label(row: dict[str, Any], table: list[dict[str, Any]]) -> str:
+    """The attention name, plus the variant where the table's variants differ."""
+    varies = len({r["variant"] for r in table}) > 1
+    return f"{row['attention']} [{row['variant']}]" if varies and row["variant"] else row["attention"]
 
 
 def warnings_for(rows: list[dict[str, Any]], table: list[dict[str, Any]], metric: str, baseline: str) -> list[str]:
@@ -93,7 +112,7 @@ def warnings_for(rows: list[dict[str, Any]], table: list[dict[str, Any]], metric
 def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metric: str, baseline: str, notes: list[str]) -> str:
     columns = ["dataset", "backbone", "attention", "n", "mean", "std", f"diff vs {baseline}", "95% CI", "p (paired t)"]
     cells = [
-        [r["dataset"], r["backbone"], r["attention"], r["n"], _fmt(r["mean"]), _fmt(r["std"]),
+        [r["dataset"], r["backbone"], _label(r, table), r["n"], _fmt(r["mean"]), _fmt(r["std"]),
          f"{r['diff']:+.2f}" if r["diff"] is not None else "",
          f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else "", _fmt(r["p_value"], 3)]
         for r in table
@@ -107,7 +126,7 @@ def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metri
     return "\n".join(lines) + "\n"
 
 
-def plot(table: list[dict[str, Any]], values: dict[tuple[str, str, str], dict[int, float]], metric: str, baseline: str, path: Path) -> None:
+def plot(table: list[dict[str, Any]], values: dict[Cell, dict[int, float]], metric: str, baseline: str, path: Path) -> None:
     """Per dataset/backbone: every seed's value as a dot, the mean with its 95% CI (t) where
     n > 1, n under each variant, and the baseline's mean as a dashed line. Dots and
     intervals, not bars: the y-axis can then zoom to the data without faking ratios."""
@@ -122,7 +141,7 @@ def plot(table: list[dict[str, Any]], values: dict[tuple[str, str, str], dict[in
         rows = [r for r in table if (r["dataset"], r["backbone"]) == (dataset, backbone)]
         rows.sort(key=lambda r: (r["attention"] != baseline, r["attention"]))  # baseline first
         for x, r in enumerate(rows):
-            seeds = list(values[(dataset, backbone, r["attention"])].values())
+            seeds = list(values[(dataset, backbone, r["attention"], r["variant"])].values())
             ax.scatter([x] * len(seeds), seeds, s=14, color="0.55", zorder=2)
             if r["n"] > 1:
                 half = stats.t.ppf(0.975, r["n"] - 1) * r["std"] / math.sqrt(r["n"])
@@ -131,7 +150,7 @@ def plot(table: list[dict[str, Any]], values: dict[tuple[str, str, str], dict[in
                 ax.plot(x, r["mean"], "o", color="C0", zorder=3)
             if r["attention"] == baseline:
                 ax.axhline(r["mean"], color="C0", linestyle="--", linewidth=0.8, zorder=1)
-        ax.set_xticks(range(len(rows)), [f"{r['attention']}\nn={r['n']}" for r in rows], fontsize=8, rotation=45 if len(rows) > 5 else 0)
+        ax.set_xticks(range(len(rows)), [f"{_label(r, table)}\nn={r['n']}" for r in rows], fontsize=8, rotation=45 if len(rows) > 5 else 0)
         title = f"{dataset} / {backbone}"
         if not any(r["attention"] == baseline for r in rows):
             title += f"\n(no {baseline} baseline)"
@@ -149,7 +168,7 @@ def write_report(sweep_dir: str | Path, metric: str | None = None, baseline: str
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SystemExit(f"error: {sweep_dir} is not a directory; pass a sweep directory written by `run.py -m`")
-    rows = collect(sweep_dir)
+    rows = sweep_rows(sweep_dir)
     if not rows:
         raise SystemExit(f"error: no jobs under {sweep_dir} (no */.hydra/config.yaml); is it a sweep directory?")
     if metric is None:

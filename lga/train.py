@@ -26,26 +26,14 @@ from .callbacks import Diverged, DivergenceGuard, EpochLine, EpochSeed, RunClock
 from .config import check_ranges
 from .loggers import build_loggers, finish_loggers
 from .models import ClassificationModule, DetectionModule, TaskModule
+from .results import job_axes, run_name, write_result
 from .runtime import Interrupted, StopSignals, choose_threads
-from .utils import LGAError, write_json
+from .utils import LGAError
 
 log = logging.getLogger(__name__)
-RESULT_FILE = "result.json"
-
-
-def describe(cfg: DictConfig) -> dict[str, Any]:
-    """The axes a sweep varies, as they appear in names, tags and the summary."""
-    return {
-        "dataset": cfg.dataset.name,
-        "backbone": cfg.backbone.name,
-        "attention": cfg.attention.name,
-        "seed": int(cfg.seed),
-    }
-
-
-def job_record(cfg: DictConfig, overrides: list[str]) -> dict[str, Any]:
-    """What ``result.json`` says of any job, finished or not: its axes, task and overrides."""
-    return {**describe(cfg), "task": cfg.model.name, "overrides": overrides}
+def _job_axes(cfg: DictConfig) -> dict[str, Any]:
+    hydra = HydraConfig.get()
+    return job_axes(cfg, hydra.runtime.choices, list(hydra.overrides.task))
 
 
 def build_model(cfg: DictConfig, datamodule) -> TaskModule:
@@ -166,9 +154,11 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
     _set_threads(cfg)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
-    axes = describe(cfg)
+    axes = _job_axes(cfg)
     datamodule = _build_datamodule(cfg)
     model = build_model(cfg, datamodule)
+    if cfg.runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     identity = run_identity(cfg)
     # resume: a run restarted in the same directory (same hydra.run.dir / sweep.dir, or a
     # SLURM requeue of the same job) continues from its last checkpoint
@@ -179,11 +169,10 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
         log.info("resuming from %s", resume_from)
 
     group, run_id = _sweep_identity()
-    run_name = "-".join(f"{v}" for k, v in axes.items() if k != "seed") + f"-s{axes['seed']}"
     loggers = build_loggers(
         cfg.logger,
         save_dir=output_dir,
-        run_name=run_name,
+        run_name=run_name(axes),
         group=group,
         tags=[axes["dataset"], axes["backbone"], axes["attention"], f"seed{axes['seed']}", *cfg.tags],
         config=OmegaConf.to_container(cfg, resolve=True),
@@ -231,7 +220,6 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
     finally:
         finish_loggers(loggers, failed=failed)
     return {
-        **axes,
         "metrics": metrics,
         "test_images_total": _test_set(datamodule) if cfg.test else None,
         "params": model.cost["params"],
@@ -257,9 +245,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     """
     output_dir = Path(cfg.paths.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
-    record = job_record(cfg, list(HydraConfig.get().overrides.task))
+    record = {**_job_axes(cfg), "overrides": list(HydraConfig.get().overrides.task)}
     # under DDP every process runs this; only the first writes the record
-    write_record = rank_zero_only(lambda data: write_json(output_dir / RESULT_FILE, data))
+    write_record = rank_zero_only(lambda data: write_result(output_dir, data))
     signals = StopSignals().install()
     try:
         check_ranges(cfg)

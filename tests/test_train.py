@@ -14,12 +14,35 @@ def _result(run_dir: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text())
 
 
+def _accuracy_of(run_dir: Path, checkpoint: str, count: int) -> float:
+    """Top-1 of a run's checkpoint on the first ``count`` test images, computed here from scratch."""
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from lga.train import build_model
+
+    cfg = OmegaConf.load(run_dir / ".hydra/config.yaml")
+    datamodule = instantiate(cfg.dataset)
+    model = build_model(cfg, datamodule)
+    if cfg.runtime.channels_last:  # the same kernels as the run
+        model = model.to(memory_format=torch.channels_last)
+    model.load_state_dict(torch.load(run_dir / "checkpoints" / checkpoint, weights_only=False)["state_dict"])
+    datamodule.setup()
+    images, labels = datamodule.data["test"].tensors
+    with torch.no_grad():
+        predictions = model.eval()(datamodule.preprocess(images[:count])).argmax(1)
+    return (predictions == labels[:count]).float().mean().item()
+
+
 def test_single_run_trains_and_records(run_lga, tmp_path):
     proc = run_lga("trainer=debug", "logger=csv", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = _result(tmp_path / "run")
-    assert result["status"] == "ok" and result["attention"] == "lga"
-    assert 0.0 <= result["metrics"]["test/top1"] <= 1.0
+    assert result["status"] == "ok" and result["attention"] == "lga" and result["backbone_class"] == "mobilenetv3"
+    # trainer=debug tests one batch: the record says how much, and its top-1 is best.ckpt's on those images
+    assert (result["metrics"]["test/images"], result["test_images_total"]) == (500, 10000)
+    assert result["metrics"]["test/top1"] == pytest.approx(_accuracy_of(tmp_path / "run", "best.ckpt", 500), abs=1e-6)
     assert result["params"] > 0 and result["flops"] > 0
     assert (tmp_path / "run/checkpoints/last.ckpt").is_file()
     assert (tmp_path / "run/csv/metrics.csv").is_file()
@@ -58,9 +81,12 @@ def test_tiny_multirun_writes_summary_and_wandb_runs(run_lga, tmp_path):
         ("mnist_5k", "lga", "ok"),
         ("mnist", "lga", "failed"),
     ]
-    for row in rows:
+    for job, row in enumerate(rows):
         if row["status"] == "ok":
-            assert 0 <= float(row["test_top1"]) <= 100 and float(row["params_M"]) > 0 and float(row["gflops"]) > 0
+            result = _result(sweep / str(job))
+            assert float(row["test_top1"]) == round(100 * result["metrics"]["test/top1"], 2)
+            assert row["test_images"] == "500 of 10000"  # trainer=debug: one test batch, and the summary says so
+            assert float(row["params_M"]) == round(result["params"] / 1e6, 4) and float(row["gflops"]) > 0
         else:
             assert "missing train-images-idx3-ubyte" in row["error"] and "dataset=mnist_5k" in row["error"]
     assert "| mnist_5k | mobilenetv3 | lga | 0 |" in (sweep / "summary.md").read_text()
@@ -109,12 +135,6 @@ def test_sweep_through_parallel_launchers(run_lga, tmp_path, launcher):
 
 def test_ddp_two_cpu_processes(run_lga, tmp_path):
     """trainer=ddp as 2 CPU processes (gloo): both ranks train, rank 0 records the synced metrics."""
-    import torch
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from lga.train import build_model
-
     proc = run_lga(
         "trainer=ddp", "trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
         "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
@@ -127,16 +147,8 @@ def test_ddp_two_cpu_processes(run_lga, tmp_path):
     assert result["status"] == "ok"
     # The ranks' test shards (2 batches of 500 each, interleaved) are test images 0..1999:
     # the synced top-1 must equal one process evaluating the same checkpoint on them.
-    cfg = OmegaConf.load(tmp_path / "run/.hydra/config.yaml")
-    datamodule = instantiate(cfg.dataset)
-    model = build_model(cfg, datamodule)
-    model.load_state_dict(torch.load(tmp_path / "run/checkpoints/best.ckpt", weights_only=False)["state_dict"])
-    datamodule.setup()
-    images, labels = datamodule.data["test"].tensors
-    with torch.no_grad():
-        predictions = model.eval()(datamodule.preprocess(images[:2000])).argmax(1)
-    expected = (predictions == labels[:2000]).float().mean().item()
-    assert result["metrics"]["test/top1"] == pytest.approx(expected, abs=1e-6)
+    assert result["metrics"]["test/images"] == 2000
+    assert result["metrics"]["test/top1"] == pytest.approx(_accuracy_of(tmp_path / "run", "best.ckpt", 2000), abs=1e-6)
 
 
 def test_killed_run_resumes_to_the_same_result(run_lga, start_lga, tmp_path):
@@ -303,3 +315,53 @@ def test_sigterm_stops_a_sweep_with_a_summary_and_it_resumes(run_lga, start_lga,
     assert again.returncode == 0, again.stderr[-3000:]
     assert [(r["attention"], r["status"]) for r in _summary(sweep)] == [("none", "ok"), ("se", "ok")]
     assert _result(sweep / "1")["resumed_from"] == str(last)
+
+
+def test_sigint_interrupts_a_single_run_which_resumes(run_lga, start_lga, tmp_path):
+    """Ctrl-C (a real SIGINT) during training: exit 130, status interrupted, last.ckpt left; re-run resumes."""
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    args = ["trainer.max_epochs=3", "trainer.limit_train_batches=10", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+            "logger=none", f"hydra.run.dir={run_dir}"]  # fmt: skip
+    victim = start_lga(*args)
+    last = run_dir / "checkpoints/last.ckpt"
+    deadline = time.monotonic() + 300
+    while not last.is_file() and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert victim.poll() is None, "the run finished before it could be interrupted"
+    victim.send_signal(signal.SIGINT)
+    assert victim.wait(timeout=120) == 128 + signal.SIGINT
+    result = _result(run_dir)
+    assert result["status"] == "interrupted" and "interrupted by SIGINT" in result["error"]
+    again = run_lga(*args)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _result(run_dir)["status"] == "ok" and _result(run_dir)["resumed_from"] == str(last)
+
+
+def test_presets_of_one_class_stay_apart(run_lga, tmp_path):
+    """Three presets of the MobileNetV3 class x two blocks: 6 run names, 6 summary rows, 6 report cells."""
+    from lga.report import write_report
+    from lga.results import run_name
+
+    sweep = tmp_path / "sweep"
+    proc = run_lga(
+        "-m", "backbone=mobilenetv3,mobilenetv3_large,mobilenetv3_paper", "attention=none,lga", "trainer=debug",
+        "logger=none", "dataset.batch_size=16", f"hydra.sweep.dir={sweep}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [_result(sweep / str(job)) for job in range(6)]
+    assert len({run_name(r) for r in results}) == 6
+    assert {r["backbone_class"] for r in results} == {"mobilenetv3"}
+    assert len({(r["backbone"], r["attention"]) for r in _summary(sweep)}) == 6
+    report = list(csv.DictReader(write_report(sweep)["csv"].open()))
+    assert sorted((r["backbone"], r["attention"]) for r in report) == sorted(
+        (b, a) for b in ("mobilenetv3", "mobilenetv3_large", "mobilenetv3_paper") for a in ("none", "lga")
+    )
+
+
+def test_reading_results_does_not_load_torch():
+    code = "import sys, lga.report, lga.results; assert 'torch' not in sys.modules, 'torch was imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

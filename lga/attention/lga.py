@@ -118,11 +118,11 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         w = torch.cat([qkv.weight.view(3, heads, d, d), qkv.bias.view(3, heads, d, 1)], -1)  # [W | b] per role, head
 
         # Gram matrix of [z_q; 1] and [z_k; 1]: (B, Gq*d+1, Gk*d+1), then each head's (d+1)^2 block
-        ones = z.new_full((b, 1, 1), float(n))
+        count = z.new_full((b, 1, 1), float(n))  # the ones row of [z; 1] summed over the n positions
         gram = torch.cat(
             [
                 torch.cat([z_q.transpose(1, 2) @ z_k, z_q.sum(1).unsqueeze(2)], 2),
-                torch.cat([z_k.sum(1).unsqueeze(1), ones], 2),
+                torch.cat([z_k.sum(1).unsqueeze(1), count], 2),
             ],
             1,
         )
@@ -185,7 +185,7 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
 
         def depthwise(conv: nn.Conv2d) -> torch.Tensor:
             nonlocal columns
-            weight, bias = conv.weight[channels], conv.bias[channels]
+            weight, bias = (conv.weight[channels], conv.bias[channels]) if released else (conv.weight, conv.bias)
             # on CPU, maps with fewer pixels than kernel taps run faster as dense matmuls than in oneDNN
             if y.device.type != "cpu" or not dense_is_cheaper(h, w, conv.kernel_size[0]):
                 z = F.conv2d(y_in, weight, bias, padding=conv.padding, groups=weight.shape[0])
