@@ -1,7 +1,7 @@
 """Train and evaluate one configuration, or a sweep with -m.
 
-    python run.py                                   # LGA on the embedded MNIST subset
-    python run.py -m attention=lga,se,cbam dataset=mnist,fashion
+python run.py                                   # LGA on the embedded MNIST subset
+python run.py -m attention=lga,se,cbam dataset=mnist,fashion
 """
 
 import hydra

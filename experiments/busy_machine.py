@@ -34,7 +34,13 @@ POLICIES = {"OpenMP default (lga before)": "", "PASSIVE (lga now)": "PASSIVE"}  
 def run_sweep(sweep_args: list[str], policy: str, loaded: bool, cap: float, out_dir: Path) -> dict:
     env = {**os.environ, "OMP_WAIT_POLICY": policy, "WANDB_MODE": "disabled"}
     threads = len(os.sched_getaffinity(0))
-    load = subprocess.Popen([sys.executable, "-c", LOAD.format(threads=threads)], env={**os.environ, "OMP_WAIT_POLICY": ""}) if loaded else None
+    load = (
+        subprocess.Popen(
+            [sys.executable, "-c", LOAD.format(threads=threads)], env={**os.environ, "OMP_WAIT_POLICY": ""}
+        )
+        if loaded
+        else None
+    )
     try:
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -53,7 +59,9 @@ def run_sweep(sweep_args: list[str], policy: str, loaded: bool, cap: float, out_
         if load is not None:
             load.kill()
             load.wait()
-    rates = [float(m) for log in out_dir.glob("*/train.log") for m in re.findall(r"([\d.]+) train images/s", log.read_text())]
+    rates = [
+        float(m) for log in out_dir.glob("*/train.log") for m in re.findall(r"([\d.]+) train images/s", log.read_text())
+    ]
     epochs = len(rates)
     return {
         "wall_s": round(seconds, 1) if finished else f"> {cap:.0f} (stopped)",
@@ -78,13 +86,15 @@ def main() -> None:
             rows.append({"machine": "loaded" if loaded else "idle", "OMP_WAIT_POLICY": name, **result})
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
-    command = f"python experiments/busy_machine.py --sweep \"{args.sweep}\" --cap {args.cap:.0f}"
+    command = f'python experiments/busy_machine.py --sweep "{args.sweep}" --cap {args.cap:.0f}'
     text = (
         f"# The mission sweep on an idle and a loaded machine\n\n`{command}`\n\n"
-        f"Sweep: `python run.py -m {args.sweep}` ({len(os.sched_getaffinity(0))} CPUs, torch threads from lga's rules). "
+        f"Sweep: `python run.py -m {args.sweep}` ({len(os.sched_getaffinity(0))} CPUs, "
+        "torch threads from lga's rules). "
         "Loaded: one other PyTorch process multiplying 1024x1024 matrices on as many threads. "
         "`train_images_per_s`: mean of the per-epoch lines over the epochs that ran.\n\n"
-        + markdown_table(list(table.columns), table.itertuples(index=False)) + "\n"
+        + markdown_table(list(table.columns), table.itertuples(index=False))
+        + "\n"
     )
     Path(args.out).write_text(text)
     print(text)

@@ -26,7 +26,14 @@ from typing import Callable
 
 import torch
 
-from .attention import LocalGlobalAttention, attention_options, create_attention, get_attention_class, list_attentions, preset_options
+from .attention import (
+    LocalGlobalAttention,
+    attention_options,
+    create_attention,
+    get_attention_class,
+    list_attentions,
+    preset_options,
+)
 from .models.cost import count_flops, count_params
 from .utils import markdown_table
 
@@ -95,8 +102,19 @@ def make_steps(name: str, shape: tuple[int, ...], *, heads: int, device: torch.d
     return block, x, forward, forward_backward
 
 
-def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.device, warmup: int, repeats: int, channels_last: bool) -> dict:
-    block, x, forward, forward_backward = make_steps(name, shape, heads=heads, device=device, channels_last=channels_last)
+def bench_block(
+    name: str,
+    shape: tuple[int, ...],
+    *,
+    heads: int,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    channels_last: bool,
+) -> dict:
+    block, x, forward, forward_backward = make_steps(
+        name, shape, heads=heads, device=device, channels_last=channels_last
+    )
     return {
         "block": name,
         "shape": "x".join(map(str, shape)),
@@ -108,13 +126,26 @@ def bench_block(name: str, shape: tuple[int, ...], *, heads: int, device: torch.
     }
 
 
-def paired_speedup(slow: tuple[str, dict], fast: tuple[str, dict], shape: tuple[int, ...], *, heads: int, device: torch.device, warmup: int, repeats: int, channels_last: bool) -> float:
+def paired_speedup(
+    slow: tuple[str, dict],
+    fast: tuple[str, dict],
+    shape: tuple[int, ...],
+    *,
+    heads: int,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    channels_last: bool,
+) -> float:
     """Median over alternating runs of slow/fast forward+backward time; each is ``(name, options)``.
 
     Alternating the two cancels the drift (frequency, neighbours) that separate
     medians pick up on a shared machine.
     """
-    steps = [make_steps(name, shape, heads=heads, device=device, channels_last=channels_last, **options)[3] for name, options in (slow, fast)]
+    steps = [
+        make_steps(name, shape, heads=heads, device=device, channels_last=channels_last, **options)[3]
+        for name, options in (slow, fast)
+    ]
     ratios = []
     for i in range(warmup + repeats):
         slow_ms, fast_ms = (median_ms(step, device, 0, 1) for step in steps)
@@ -135,7 +166,17 @@ def paired_columns(name: str, names: list[str]) -> dict[str, tuple[str, dict]]:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    cols = ["shape", "block", "fwd_ms", "fwd_bwd_ms", "memory_mb", "gflops", "params_k", "speedup_vs_reference", "speedup_vs_lga"]
+    cols = [
+        "shape",
+        "block",
+        "fwd_ms",
+        "fwd_bwd_ms",
+        "memory_mb",
+        "gflops",
+        "params_k",
+        "speedup_vs_reference",
+        "speedup_vs_lga",
+    ]
     fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else v  # noqa: E731
     return markdown_table(cols, ([fmt(r.get(c)) for c in cols] for r in rows))
 
@@ -170,12 +211,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows = []
     for shape in shapes:
         for name in names:
-            settings = dict(heads=args.heads, device=device, warmup=args.warmup, repeats=args.repeats, channels_last=args.channels_last_input)
+            settings = dict(
+                heads=args.heads,
+                device=device,
+                warmup=args.warmup,
+                repeats=args.repeats,
+                channels_last=args.channels_last_input,
+            )
             row = bench_block(name, shape, **settings)
             for column, slow in paired_columns(name, names).items():
                 row[column] = paired_speedup(slow, (name, {}), shape, **settings)
             rows.append(row)
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()}, {args.threads} threads"
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"{platform.processor() or platform.machine()}, {args.threads} threads"
+    )
     print(f"device: {device_name}; torch {torch.__version__}; heads {args.heads}; medians of {args.repeats}")
     print(to_markdown(rows))
     if args.json:

@@ -69,22 +69,33 @@ class DivergenceGuard(Callback):
     def __init__(self) -> None:
         self.last_finite: tuple[int, float] | None = None
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         value = float(loss.detach())
         step = trainer.global_step
         if math.isfinite(value):
             self.last_finite = (step, value)
             return
-        last = "no finite loss before it" if self.last_finite is None else (
-            f"last finite loss {self.last_finite[1]:.4g} at step {self.last_finite[0]}"
+        last = (
+            "no finite loss before it"
+            if self.last_finite is None
+            else (f"last finite loss {self.last_finite[1]:.4g} at step {self.last_finite[0]}")
         )
-        raise Diverged(f"training diverged: loss {value} at step {step} ({last}); lower optimizer.lr or clip gradients (trainer.gradient_clip_val)")
+        raise Diverged(
+            f"training diverged: loss {value} at step {step} ({last}); "
+            "lower optimizer.lr or clip gradients (trainer.gradient_clip_val)"
+        )
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        bad = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/") and not math.isfinite(float(v))}
+        bad = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("val/") and not math.isfinite(float(v))
+        }
         if bad:
             raise Diverged(f"training diverged: validation metrics {bad} at step {trainer.global_step}")
 
@@ -127,12 +138,16 @@ class RunClock(Callback):
     def on_train_epoch_start(self, *args: Any) -> None:
         self._mark = time.perf_counter()
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         now = time.perf_counter()
         self.train["wait_s"] += now - self._mark  # the loader's next() ran since the last batch ended
         self._mark = now
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         now = time.perf_counter()
         self.train["step_s"] += now - self._mark
         self.train["steps"] += 1
@@ -184,12 +199,14 @@ class EpochLine(Callback):
         images = self.clock.train["images"] - self._images
         metrics = {
             k: float(v) for k, v in sorted(trainer.callback_metrics.items())
-            if k.endswith(("loss_epoch", "/loss", "top1", "map50", "map")) and not k.startswith("lga/") and torch.is_tensor(v) and v.numel() == 1
+            if k.endswith(("loss_epoch", "/loss", "top1", "map50", "map"))
+            and not k.startswith("lga/") and torch.is_tensor(v) and v.numel() == 1
         }  # fmt: skip
         parts = [f"{k} {v:.4g}" for k, v in metrics.items()]
         log.info(
             "epoch %d/%d | %s | %.1f s, %.0f train images/s",
-            trainer.current_epoch + 1, trainer.max_epochs, " | ".join(parts), seconds, images / seconds if seconds else 0.0,
+            trainer.current_epoch + 1, trainer.max_epochs, " | ".join(parts),
+            seconds, images / seconds if seconds else 0.0,
         )  # fmt: skip
 
 

@@ -128,7 +128,10 @@ RANGES: Dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.accumulate_grad_batches": (lambda v: v >= 1, ">= 1"),
     "trainer.gradient_clip_val": (lambda v: v is None or v >= 0, ">= 0, or null"),
     "trainer.check_val_every_n_epoch": (lambda v: v >= 1, ">= 1"),
-    **{f"trainer.limit_{split}_batches": (lambda v: v >= 0, ">= 0 (a fraction up to 1.0, or a batch count)") for split in ("train", "val", "test")},
+    **{
+        f"trainer.limit_{split}_batches": (lambda v: v >= 0, ">= 0 (a fraction up to 1.0, or a batch count)")
+        for split in ("train", "val", "test")
+    },
     "optimizer.lr": (_positive, "> 0"),
     "optimizer.weight_decay": (lambda v: v >= 0, ">= 0"),
     "optimizer.momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
@@ -144,7 +147,10 @@ RANGES: Dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.nms_thresh": (lambda v: 0 <= v <= 1, "in [0, 1]"),
     "attention.num_heads": (lambda v: v is None or v >= 1, ">= 1, or null"),
     "attention.global_kernel_size": (lambda v: v >= 1 and v % 2 == 1, "a positive odd integer"),
-    "attention.local_kernel_sizes": (lambda v: len(v) > 0 and all(k >= 1 and k % 2 == 1 for k in v), "a non-empty list of positive odd integers"),
+    "attention.local_kernel_sizes": (
+        lambda v: len(v) > 0 and all(k >= 1 and k % 2 == 1 for k in v),
+        "a non-empty list of positive odd integers",
+    ),
     "attention.num_scales": (lambda v: v >= 0, ">= 0"),
 }
 
@@ -205,7 +211,9 @@ def schema_from_signature(
             continue
         if only is not None and pname not in only:
             continue
-        if param.kind is param.POSITIONAL_ONLY or (param.kind is param.POSITIONAL_OR_KEYWORD and param.default is param.empty):
+        if param.kind is param.POSITIONAL_ONLY or (
+            param.kind is param.POSITIONAL_OR_KEYWORD and param.default is param.empty
+        ):
             continue  # positional inputs (channels, params, ...) are filled in by code, not config
         default = MISSING if param.default is param.empty else param.default
         ftype = _config_type(hints.get(pname, Any))
@@ -236,12 +244,18 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     for name in list_attentions():
         node = schema_from_signature(
-            f"{name}_schema", get_attention_class(name).__init__, only=attention_options(name), head=(("name", str, name),)
+            f"{name}_schema",
+            get_attention_class(name).__init__,
+            only=attention_options(name),
+            head=(("name", str, name),),
         )
         cs.store(group="schema/attention", name=name, node=node)
     for name, cls in _BACKBONES.items():
         node = schema_from_signature(
-            f"{name}_schema", cls.__init__, skip=("in_chans", "attention", "attention_options"), head=(("name", str, name),)
+            f"{name}_schema",
+            cls.__init__,
+            skip=("in_chans", "attention", "attention_options"),
+            head=(("name", str, name),),
         )
         cs.store(group="schema/backbone", name=name, node=node)
     datasets = {
@@ -252,15 +266,28 @@ def register_configs() -> None:
         node = schema_from_signature(f"{name}_schema", cls.__init__, head=_target_head(cls))
         cs.store(group="schema/dataset", name=name, node=node)
     # options the code fills in (the backbone, the dataset's classes and image shape) are not config
-    filled = ("backbone", "num_classes", "optimizer", "scheduler", "input_shape", "class_names", "image_mean", "image_std")
+    filled = (
+        "backbone",
+        "num_classes",
+        "optimizer",
+        "scheduler",
+        "input_shape",
+        "class_names",
+        "image_mean",
+        "image_std",
+    )
     for task, cls in (("classification", ClassificationModule), ("detection", DetectionModule)):
         node = schema_from_signature(f"{task}_model_schema", cls.__init__, skip=filled, head=(("name", str, task),))
         cs.store(group="schema/model", name=task, node=node)
     for optim in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
-        node = schema_from_signature(f"{optim.__name__}_schema", optim.__init__, skip=("params",), head=_target_head(optim, partial=True))
+        node = schema_from_signature(
+            f"{optim.__name__}_schema", optim.__init__, skip=("params",), head=_target_head(optim, partial=True)
+        )
         cs.store(group="schema/optimizer", name=optim.__name__.lower(), node=node)
     for sched in (schedules.warmup_cosine, schedules.constant):
-        node = schema_from_signature(f"{sched.__name__}_schema", sched, skip=("optimizer", "total_steps"), head=_target_head(sched, partial=True))
+        node = schema_from_signature(
+            f"{sched.__name__}_schema", sched, skip=("optimizer", "total_steps"), head=_target_head(sched, partial=True)
+        )
         cs.store(group="schema/scheduler", name=sched.__name__, node=node)
 
 

@@ -52,21 +52,33 @@ def measure(backbone: str, attention: str, overrides: list[str], *, batch: int, 
 
 
 def to_markdown(rows: list[dict], batch: int) -> str:
-    head = ["backbone", "attention", "params (M)", "+params vs none (M)", "GFLOPs", "latency b1 (ms)", f"latency b{batch} (ms)", "paper params (M)"]
+    head = [
+        "backbone",
+        "attention",
+        "params (M)",
+        "+params vs none (M)",
+        "GFLOPs",
+        "latency b1 (ms)",
+        f"latency b{batch} (ms)",
+        "paper params (M)",
+    ]
     base = {r["backbone"]: r["params_M"] for r in rows if r["attention"] == "none"}
     cells = []
     for r in rows:
         delta = r["params_M"] - base[r["backbone"]] if r["backbone"] in base else None
         paper = PAPER_PARAMS_M.get(r["attention"]) if r["backbone"].startswith("mobilenetv3") else None
         cells.append([r["backbone"], r["attention"], f"{r['params_M']:.4f}", None if delta is None else f"{delta:+.4f}",
-                      f"{r['gflops']:.4f}", f"{r['latency_b1_ms']:.2f}", f"{r[f'latency_b{batch}_ms']:.2f}", paper])  # fmt: skip
+                      f"{r['gflops']:.4f}", f"{r['latency_b1_ms']:.2f}", f"{r[f'latency_b{batch}_ms']:.2f}",
+                      paper])  # fmt: skip
     return markdown_table(head, cells)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     backbones = sorted(p.stem for p in (CONF_DIR / "backbone").glob("*.yaml"))
-    parser.add_argument("--backbones", default=",".join(backbones), help=f"presets from conf/backbone ({', '.join(backbones)})")
+    parser.add_argument(
+        "--backbones", default=",".join(backbones), help=f"presets from conf/backbone ({', '.join(backbones)})"
+    )
     parser.add_argument("--attentions", default=",".join(a for a in list_attentions() if a != "lga_reference"))
     parser.add_argument("--batch", type=int, default=32, help="second latency column's batch size")
     parser.add_argument("--threads", type=int, default=2)
@@ -74,7 +86,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset.image_size=64")
     args = parser.parse_args(argv)
-    for kind, chosen, valid in (("backbone", args.backbones, backbones), ("attention", args.attentions, list_attentions())):
+    for kind, chosen, valid in (
+        ("backbone", args.backbones, backbones),
+        ("attention", args.attentions, list_attentions()),
+    ):
         unknown = sorted(set(chosen.split(",")) - set(valid))
         if unknown:
             parser.error(f"unknown {kind}(s) {', '.join(unknown)}; valid: {', '.join(valid)}")

@@ -40,7 +40,14 @@ def resolve_wandb_mode(mode: WandbMode) -> str:
 
 
 def build_loggers(
-    cfg: LoggerConfig, *, save_dir: Path, run_name: str, group: str, tags: list[str], config: dict[str, Any], run_id: str
+    cfg: LoggerConfig,
+    *,
+    save_dir: Path,
+    run_name: str,
+    group: str,
+    tags: list[str],
+    config: dict[str, Any],
+    run_id: str,
 ) -> list[Logger]:
     backend = LoggerBackend(cfg.backend)
     if backend is LoggerBackend.none:

@@ -60,7 +60,9 @@ def values_by_group(rows: list[dict[str, Any]], metric: str) -> dict[Cell, dict[
     by_group: dict[Cell, dict[int, float]] = defaultdict(dict)
     for r in rows:
         if r["status"] == "ok" and r[metric] is not None:
-            by_group[(r["dataset"], r["backbone"], r["attention"], r.get("variant") or "")][int(r["seed"])] = float(r[metric])
+            by_group[(r["dataset"], r["backbone"], r["attention"], r.get("variant") or "")][int(r["seed"])] = float(
+                r[metric]
+            )
     return by_group
 
 
@@ -103,13 +105,23 @@ def warnings_for(rows: list[dict[str, Any]], table: list[dict[str, Any]], metric
         if not any(r["attention"] == baseline for r in table if (r["dataset"], r["backbone"]) == (dataset, backbone)):
             notes.append(f"no `{baseline}` runs for {dataset} / {backbone}: no differences computed there.")
     if metric.startswith("test_"):
-        partial = sorted({r["test_images"] for r in rows if r["status"] == "ok" and r.get("test_images") and " of " in str(r["test_images"])})
+        partial = sorted(
+            {
+                r["test_images"]
+                for r in rows
+                if r["status"] == "ok" and r.get("test_images") and " of " in str(r["test_images"])
+            }
+        )
         if partial:
-            notes.append(f"partial test sets: {metric} is measured on {', '.join(partial)} images, not the whole test set.")
+            notes.append(
+                f"partial test sets: {metric} is measured on {', '.join(partial)} images, not the whole test set."
+            )
     return notes
 
 
-def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metric: str, baseline: str, notes: list[str]) -> str:
+def to_markdown(
+    table: list[dict[str, Any]], failed: list[dict[str, Any]], metric: str, baseline: str, notes: list[str]
+) -> str:
     columns = ["dataset", "backbone", "attention", "n", "mean", "std", f"diff vs {baseline}", "95% CI", "p (paired t)"]
     cells = [
         [r["dataset"], r["backbone"], _label(r, table), r["n"], _fmt(r["mean"]), _fmt(r["std"]),
@@ -126,7 +138,9 @@ def to_markdown(table: list[dict[str, Any]], failed: list[dict[str, Any]], metri
     return "\n".join(lines) + "\n"
 
 
-def plot(table: list[dict[str, Any]], values: dict[Cell, dict[int, float]], metric: str, baseline: str, path: Path) -> None:
+def plot(
+    table: list[dict[str, Any]], values: dict[Cell, dict[int, float]], metric: str, baseline: str, path: Path
+) -> None:
     """Per dataset/backbone: every seed's value as a dot, the mean with its 95% CI (t) where
     n > 1, n under each variant, and the baseline's mean as a dashed line. Dots and
     intervals, not bars: the y-axis can then zoom to the data without faking ratios."""
@@ -150,7 +164,12 @@ def plot(table: list[dict[str, Any]], values: dict[Cell, dict[int, float]], metr
                 ax.plot(x, r["mean"], "o", color="C0", zorder=3)
             if r["attention"] == baseline:
                 ax.axhline(r["mean"], color="C0", linestyle="--", linewidth=0.8, zorder=1)
-        ax.set_xticks(range(len(rows)), [f"{_label(r, table)}\nn={r['n']}" for r in rows], fontsize=8, rotation=45 if len(rows) > 5 else 0)
+        ax.set_xticks(
+            range(len(rows)),
+            [f"{_label(r, table)}\nn={r['n']}" for r in rows],
+            fontsize=8,
+            rotation=45 if len(rows) > 5 else 0,
+        )
         title = f"{dataset} / {backbone}"
         if not any(r["attention"] == baseline for r in rows):
             title += f"\n(no {baseline} baseline)"

@@ -29,7 +29,7 @@ MARKER = "# written by lga.slurm"
 PARTITION = "debug"
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 
-SACCT_SCRIPT = f'''#!/usr/bin/env python3
+SACCT_SCRIPT = f"""#!/usr/bin/env python3
 {MARKER}: answers `sacct -o JobID,State,NodeList --parsable2 -j ID ...` from scontrol
 # (this cluster has no accounting database, which the real sacct needs)
 import subprocess, sys
@@ -46,7 +46,7 @@ for job in ids:
             continue
         jid = f["ArrayJobId"] + "_" + f["ArrayTaskId"] if "ArrayTaskId" in f else f["JobId"]
         print(jid + "|" + f.get("JobState", "UNKNOWN") + "|" + f.get("NodeList", ""))
-'''
+"""
 
 
 class ClusterError(RuntimeError):
@@ -56,7 +56,9 @@ class ClusterError(RuntimeError):
 def _run(*cmd: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode:
-        raise ClusterError(f"`{' '.join(cmd)}` failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        raise ClusterError(
+            f"`{' '.join(cmd)}` failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+        )
     return proc
 
 
@@ -80,7 +82,12 @@ def _install() -> None:
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], check=True, env=env, capture_output=True)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
 
 
 def _start_munge() -> None:
@@ -169,7 +176,9 @@ def up(timeout: float = 90) -> None:
         if probe.returncode == 0:
             return
         if time.monotonic() > deadline:
-            raise ClusterError(f"cluster did not run a job within {timeout:.0f} s: {probe.stderr.strip()}; logs in {STATE_DIR}")
+            raise ClusterError(
+                f"cluster did not run a job within {timeout:.0f} s: {probe.stderr.strip()}; logs in {STATE_DIR}"
+            )
         time.sleep(1)
 
 
@@ -209,7 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     except (ClusterError, subprocess.CalledProcessError) as err:
         raise SystemExit(f"error: {err}") from None
     if args[0] == "up":
-        print(f"SLURM is up: partition '{PARTITION}' on {_host()}; try `python run.py -m hydra/launcher=slurm attention=none,lga`")
+        print(
+            f"SLURM is up: partition '{PARTITION}' on {_host()}; "
+            "try `python run.py -m hydra/launcher=slurm attention=none,lga`"
+        )
 
 
 if __name__ == "__main__":

@@ -31,6 +31,8 @@ from .runtime import Interrupted, StopSignals, choose_threads
 from .utils import LGAError
 
 log = logging.getLogger(__name__)
+
+
 def _job_axes(cfg: DictConfig) -> dict[str, Any]:
     hydra = HydraConfig.get()
     return job_axes(cfg, hydra.runtime.choices, list(hydra.overrides.task))
@@ -91,7 +93,15 @@ def _build_datamodule(cfg: DictConfig):
 
 
 # trainer options that change how a run is shown or where it runs, not what it computes
-_PRESENTATION = ("accelerator", "devices", "strategy", "num_nodes", "enable_progress_bar", "enable_model_summary", "log_every_n_steps")
+_PRESENTATION = (
+    "accelerator",
+    "devices",
+    "strategy",
+    "num_nodes",
+    "enable_progress_bar",
+    "enable_model_summary",
+    "log_every_n_steps",
+)
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -106,7 +116,11 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
 
 def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
     if isinstance(saved, dict) and isinstance(current, dict):
-        return [d for k in sorted(set(saved) | set(current), key=str) for d in _differences(saved.get(k), current.get(k), f"{prefix}{k}.")]
+        return [
+            d
+            for k in sorted(set(saved) | set(current), key=str)
+            for d in _differences(saved.get(k), current.get(k), f"{prefix}{k}.")
+        ]
     return [] if saved == current else [f"{prefix[:-1]}: {saved!r} in the checkpoint, {current!r} now"]
 
 
@@ -114,15 +128,20 @@ def _check_resumable(checkpoint: Path, model: TaskModule, identity: dict[str, An
     """The checkpoint was written by this configuration (and holds this model's weights), or a clear error."""
     saved = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
     fresh = (
-        f"give the run a new directory (hydra.run.dir=... or hydra.sweep.dir=...) or delete {checkpoint.parent} to start fresh"
+        "give the run a new directory (hydra.run.dir=... or hydra.sweep.dir=...) "
+        f"or delete {checkpoint.parent} to start fresh"
     )
     differences = _differences(saved.get(RunIdentity.KEY), identity) if RunIdentity.KEY in saved else []
     if differences:
         shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
-        raise LGAError(f"{checkpoint} was written by another configuration ({shown}), so this run cannot resume from it; {fresh}")
+        raise LGAError(
+            f"{checkpoint} was written by another configuration ({shown}), so this run cannot resume from it; {fresh}"
+        )
     expected = model.state_dict()
     if {k: tuple(v.shape) for k, v in saved["state_dict"].items()} != {k: tuple(v.shape) for k, v in expected.items()}:
-        raise LGAError(f"{checkpoint} holds a different model than this config builds, so this run cannot resume from it; {fresh}")
+        raise LGAError(
+            f"{checkpoint} holds a different model than this config builds, so this run cannot resume from it; {fresh}"
+        )
 
 
 def _set_threads(cfg: DictConfig) -> None:
@@ -183,7 +202,8 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
     last_checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
     clock = RunClock()
     callbacks = [
-        checkpoint, last_checkpoint, EpochSeed(cfg.seed), StopOnSignal(signals), DivergenceGuard(), clock, EpochLine(clock),
+        checkpoint, last_checkpoint, EpochSeed(cfg.seed), StopOnSignal(signals), DivergenceGuard(),
+        clock, EpochLine(clock),
         RunIdentity(identity), *([LearningRateMonitor(logging_interval="epoch")] if loggers else []),
     ]  # fmt: skip
     # under SLURM, submitit requeues (timeouts, preemption); Lightning's own requeue
@@ -255,7 +275,9 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     except Interrupted as stop:
         last = output_dir / "checkpoints" / "last.ckpt"
         where = f"hydra.sweep.dir={HydraConfig.get().sweep.dir}" if multirun else f"hydra.run.dir={output_dir}"
-        resume = f"re-run the same command with {where} to resume" + (f" from {last}" if last.is_file() else " (no checkpoint yet: the job starts again)")
+        resume = f"re-run the same command with {where} to resume" + (
+            f" from {last}" if last.is_file() else " (no checkpoint yet: the job starts again)"
+        )
         write_record({**record, "status": "interrupted", "error": f"{stop}; {resume}"})
         log.error("job %s: %s", stop, resume)
         if multirun:

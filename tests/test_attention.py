@@ -143,7 +143,9 @@ def test_dense_depthwise_is_used_only_where_cheaper():
 
 def test_reference_gradcheck():
     torch.manual_seed(0)
-    ref = LocalGlobalAttentionReference(4, num_heads=2, local_kernel_sizes=(3, 5), global_kernel_size=3, num_scales=2, pos_size=3).double()
+    ref = LocalGlobalAttentionReference(
+        4, num_heads=2, local_kernel_sizes=(3, 5), global_kernel_size=3, num_scales=2, pos_size=3
+    ).double()
     x = torch.randn(1, 4, 5, 4, dtype=torch.double, requires_grad=True)
     assert torch.autograd.gradcheck(ref, (x,), eps=1e-6, atol=1e-5)
 
@@ -188,7 +190,9 @@ def released_by_description(block: LocalGlobalAttentionReference, x: torch.Tenso
     size = x.shape[-2:]
     maps = [x] + [F.interpolate(view(x), size=size, mode="nearest") + x for view in block.multi_scale]
     weights = torch.softmax(block.scale_weight(x), 1)
-    y = sum(weights[:, i : i + 1] * m for i, m in enumerate(maps)) + F.interpolate(block.pos_embed, size=size, mode="nearest")
+    y = sum(weights[:, i : i + 1] * m for i, m in enumerate(maps)) + F.interpolate(
+        block.pos_embed, size=size, mode="nearest"
+    )
     heads, d = block.num_heads, block.head_dim
 
     def branch(dw, qkv):
@@ -215,7 +219,9 @@ def test_released_product_follows_the_description(heads, size):
         torch.testing.assert_close(got[0], y_oracle.detach())
         torch.testing.assert_close(got[1], x_oracle.grad)
         for name, p in oracle.named_parameters():
-            torch.testing.assert_close(got[2].get(name, torch.zeros_like(p)), p.grad if p.grad is not None else torch.zeros_like(p), msg=name)
+            torch.testing.assert_close(
+                got[2].get(name, torch.zeros_like(p)), p.grad if p.grad is not None else torch.zeros_like(p), msg=name
+            )
 
 
 @pytest.mark.parametrize("module", [LocalGlobalAttentionReference, LocalGlobalAttention])
@@ -275,7 +281,10 @@ def test_released_preset_is_the_released_module():
     assert block.product == "released" and block.branches == "both"
     assert 0.9 < block.pos_embed.std().item() < 1.1  # a standard normal table, not the paper's small one
     assert create_attention("lga", 96).pos_embed.std().item() < 0.05
-    assert (create_attention("la_released", 96).branches, create_attention("ga_released", 96).branches) == ("local", "global")
+    assert (create_attention("la_released", 96).branches, create_attention("ga_released", 96).branches) == (
+        "local",
+        "global",
+    )
     with pytest.raises(ValueError, match="attention 'lga_released' has no option.*product"):
         create_attention("lga_released", 96, product="paper")
 
@@ -348,12 +357,30 @@ def test_bench_prints_rows_and_saves_json(tmp_path, capsys):
 
     out = tmp_path / "bench.json"
     blocks = ("lga", "lga_released", "lga_reference", "se")
-    rows = bench.main(["--blocks", ",".join(blocks), "--shapes", "2,12,5,5;1,12,3,4", "--repeats", "2", "--warmup", "0", "--heads", "3", "--json", str(out)])
+    rows = bench.main(
+        [
+            "--blocks",
+            ",".join(blocks),
+            "--shapes",
+            "2,12,5,5;1,12,3,4",
+            "--repeats",
+            "2",
+            "--warmup",
+            "0",
+            "--heads",
+            "3",
+            "--json",
+            str(out),
+        ]
+    )
     assert [(r["shape"], r["block"]) for r in rows] == [(s, b) for s in ("2x12x5x5", "1x12x3x4") for b in blocks]
     for row in rows:
         assert row["fwd_bwd_ms"] > 0 and row["params_k"] > 0
         paired = {k for k in row if k.startswith("speedup")}
-        assert paired == {"lga": {"speedup_vs_reference"}, "lga_released": {"speedup_vs_reference", "speedup_vs_lga"}}.get(row["block"], set())
+        assert paired == {
+            "lga": {"speedup_vs_reference"},
+            "lga_released": {"speedup_vs_reference", "speedup_vs_lga"},
+        }.get(row["block"], set())
         assert all(row[k] > 0 for k in paired)
     assert json.loads(out.read_text())["rows"] == json.loads(json.dumps(rows))
     assert "| 2x12x5x5 | lga_released |" in capsys.readouterr().out

@@ -22,12 +22,16 @@ def test_every_attention_backbone_placement_trains(attention, backbone, options,
     sum(m.square().mean() for m in maps.values()).backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
-    n_blocks = sum(1 for m in model.modules() if type(m).__module__.startswith("lga.attention.") and attention != "none")
+    n_blocks = sum(
+        1 for m in model.modules() if type(m).__module__.startswith("lga.attention.") and attention != "none"
+    )
     if attention != "none":
         assert n_blocks >= {"last": 1, "stages": 4, "se": 2}[placement]
 
 
-@pytest.mark.parametrize("backbone, options", [("mobilenetv3", {}), ("mobilenetv3", {"variant": "large"}), ("resnet18", {"width": 16})])
+@pytest.mark.parametrize(
+    "backbone, options", [("mobilenetv3", {}), ("mobilenetv3", {"variant": "large"}), ("resnet18", {"width": 16})]
+)
 def test_feature_maps_by_stride(backbone, options):
     model = create_backbone(backbone, in_chans=3, stem_stride=2, **options)
     maps = model(torch.randn(1, 3, 64, 64))

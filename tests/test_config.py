@@ -70,7 +70,9 @@ def test_wrong_type_names_the_key(compose_cfg):
     assert isinstance(cause, ValidationError) and cause.full_key == "trainer.max_epochs"
 
 
-@pytest.mark.parametrize("override, key", [("attention.num_head=4", "attention.num_head"), ("trainer.max_epoch=3", "trainer.max_epoch")])
+@pytest.mark.parametrize(
+    "override, key", [("attention.num_head=4", "attention.num_head"), ("trainer.max_epoch=3", "trainer.max_epoch")]
+)
 def test_mistyped_key_names_the_key(compose_cfg, override, key):
     with pytest.raises(ConfigCompositionException) as err:
         compose_cfg(override)
@@ -93,4 +95,9 @@ def test_slurm_launcher_settings_are_configurable(compose_cfg):
     cfg = compose_cfg("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2")
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
-    assert (launcher.partition, launcher.gpus_per_node, launcher.cpus_per_task, launcher.timeout_min) == ("gpu", 2, 2, 60)
+    assert (launcher.partition, launcher.gpus_per_node, launcher.cpus_per_task, launcher.timeout_min) == (
+        "gpu",
+        2,
+        2,
+        60,
+    )

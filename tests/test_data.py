@@ -96,7 +96,13 @@ def test_label_count_mismatch_names_both_files(tmp_path):
     write_idx(tmp_path / "te-images", torch.zeros(5, 28, 28, dtype=torch.uint8))
     write_idx(tmp_path / "te-labels", torch.zeros(5, dtype=torch.uint8))
     dm = IDXClassificationDataModule(
-        name="mine", search_dirs=[str(tmp_path)], train_files=["tr-images", "tr-labels"], test_files=["te-images", "te-labels"]
+        name="mine",
+        search_dirs=[str(tmp_path)],
+        train_files=["tr-images", "tr-labels"],
+        test_files=["te-images", "te-labels"],
     )
-    with pytest.raises(DatasetFileError, match=rf"{tmp_path}/tr-images holds images \(20, 28, 28\) but {tmp_path}/tr-labels labels \(19,\)"):
+    with pytest.raises(
+        DatasetFileError,
+        match=rf"{tmp_path}/tr-images holds images \(20, 28, 28\) but {tmp_path}/tr-labels labels \(19,\)",
+    ):
         dm.setup()

@@ -13,7 +13,13 @@ from torchvision.io import write_png
 
 from lga.backbones import create_backbone
 from lga.data import (
-    AnnotationError, COCODataModule, TinyObjectsDataModule, VOCDataModule, YOLODataModule, read_coco, read_yolo_split,
+    AnnotationError,
+    COCODataModule,
+    TinyObjectsDataModule,
+    VOCDataModule,
+    YOLODataModule,
+    read_coco,
+    read_yolo_split,
 )  # fmt: skip
 from lga.data.tiny_objects import generate
 from lga.data.voc import read_voc_xml
@@ -65,13 +71,17 @@ def test_generator_rejects_bad_options():
 
 
 def test_tiny_objects_datamodule_splits_use_distinct_items():
-    dm = TinyObjectsDataModule(name="tiny_objects", source=MNIST_5K, num_train=6, num_val=3, num_test=3, image_size=64, batch_size=2)
+    dm = TinyObjectsDataModule(
+        name="tiny_objects", source=MNIST_5K, num_train=6, num_val=3, num_test=3, image_size=64, batch_size=2
+    )
     dm.setup()
     assert {s: len(d) for s, d in dm.data.items()} == {"train": 6, "val": 3, "test": 3}
     images, targets = next(iter(dm.train_dataloader()))
     assert len(images) == 2 and images[0].shape == (1, 64, 64) and targets[0]["boxes"].shape[1] == 4
     assert not torch.equal(dm.data["train"].images[:3], dm.data["val"].images)
-    again = TinyObjectsDataModule(name="tiny_objects", source=MNIST_5K, num_train=6, num_val=3, num_test=3, image_size=64)
+    again = TinyObjectsDataModule(
+        name="tiny_objects", source=MNIST_5K, num_train=6, num_val=3, num_test=3, image_size=64
+    )
     again.setup()
     assert torch.equal(again.data["test"].images, dm.data["test"].images)
 
@@ -86,7 +96,10 @@ def _coco(tmp_path, annotations, categories=({"id": 3, "name": "cat"}, {"id": 7,
     _image(tmp_path / "img/a.png")
     _image(tmp_path / "img/b.png")
     data = {
-        "images": [{"id": 1, "file_name": "a.png", "width": 40, "height": 30}, {"id": 2, "file_name": "b.png", "width": 40, "height": 30}],
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 40, "height": 30},
+            {"id": 2, "file_name": "b.png", "width": 40, "height": 30},
+        ],
         "annotations": annotations,
         "categories": list(categories),
     }
@@ -113,9 +126,15 @@ def test_coco_reader(tmp_path):
 @pytest.mark.parametrize(
     "annotation, message",
     [
-        ({"id": 9, "image_id": 1, "category_id": 5, "bbox": [1, 1, 2, 2]}, r"annotations\[0\] \(id 9\): unknown category_id 5; valid: \[3, 7\]"),
+        (
+            {"id": 9, "image_id": 1, "category_id": 5, "bbox": [1, 1, 2, 2]},
+            r"annotations\[0\] \(id 9\): unknown category_id 5; valid: \[3, 7\]",
+        ),
         ({"id": 9, "image_id": 8, "category_id": 3, "bbox": [1, 1, 2, 2]}, r"image_id 8 is not in 'images'"),
-        ({"id": 9, "image_id": 1, "category_id": 3, "bbox": [30, 1, 20, 2]}, r"annotations\[0\] \(id 9\): box .* outside the 40x30 image"),
+        (
+            {"id": 9, "image_id": 1, "category_id": 3, "bbox": [30, 1, 20, 2]},
+            r"annotations\[0\] \(id 9\): box .* outside the 40x30 image",
+        ),
         ({"id": 9, "image_id": 1, "category_id": 3, "bbox": [1, 1]}, r"bbox must be \[x, y, width, height\]"),
     ],
 )
@@ -156,7 +175,11 @@ def test_yolo_reader(tmp_path):
 
 @pytest.mark.parametrize(
     "line, message",
-    [("0 0.5 0.5 0.2", r"a.txt:2: expected 'class x_center"), ("3 0.5 0.5 0.1 0.1", r"a.txt:2: class 3 is not in 0..1"), ("x 1 2 3 4", r"a.txt:2: expected numbers")],
+    [
+        ("0 0.5 0.5 0.2", r"a.txt:2: expected 'class x_center"),
+        ("3 0.5 0.5 0.1 0.1", r"a.txt:2: class 3 is not in 0..1"),
+        ("x 1 2 3 4", r"a.txt:2: expected numbers"),
+    ],
 )  # fmt: skip
 def test_yolo_reader_errors_name_file_and_line(tmp_path, line, message):
     data = _yolo(tmp_path, {"a": f"0 0.5 0.5 0.1 0.1\n{line}\n"})
@@ -214,7 +237,10 @@ def test_voc_reader(tmp_path):
 
 @pytest.mark.parametrize(
     "name, xmax, message",
-    [("cow", 9, r"0001.xml:8: unknown class 'cow'; valid: cat, dog"), ("cat", 45, r"0001.xml:7: box .* outside the 40x30 image")],
+    [
+        ("cow", 9, r"0001.xml:8: unknown class 'cow'; valid: cat, dog"),
+        ("cat", 45, r"0001.xml:7: box .* outside the 40x30 image"),
+    ],
 )
 def test_voc_reader_errors_name_file_and_line(tmp_path, name, xmax, message):
     root = _voc(tmp_path, name=name, xmax=xmax)
@@ -232,7 +258,10 @@ def test_voc_malformed_xml_names_the_line(tmp_path):
 def test_file_datamodules_load_batches(tmp_path):
     coco = _coco(tmp_path, [{"id": 1, "image_id": 1, "category_id": 7, "bbox": [2, 3, 10, 5]}])
     modules = [
-        COCODataModule(name="coco", annotations={"train": str(coco), "val": str(coco)}, images={"train": str(tmp_path / "img"), "val": str(tmp_path / "img")}, batch_size=2),
+        COCODataModule(
+            name="coco", annotations={"train": str(coco), "val": str(coco)},
+            images={"train": str(tmp_path / "img"), "val": str(tmp_path / "img")}, batch_size=2,
+        ),
         YOLODataModule(name="yolo", data=str(_yolo(tmp_path, {"a": "1 0.5 0.5 0.2 0.4\n"})), batch_size=2, in_chans=1),
         VOCDataModule(name="voc", root=str(_voc(tmp_path)), class_names=["cat", "dog"], batch_size=1),
     ]  # fmt: skip
@@ -249,7 +278,16 @@ def test_file_datamodules_load_batches(tmp_path):
 @pytest.mark.parametrize("placement", ["last", "stages", "se"])
 def test_one_batch_train_and_eval(detector, placement, tmp_path):
     """A real training step and a validation pass (with mAP) for each detector x placement."""
-    dm = TinyObjectsDataModule(name="tiny", source=MNIST_5K, num_train=4, num_val=2, num_test=2, image_size=64, object_size=(8, 16), batch_size=2)
+    dm = TinyObjectsDataModule(
+        name="tiny",
+        source=MNIST_5K,
+        num_train=4,
+        num_val=2,
+        num_test=2,
+        image_size=64,
+        object_size=(8, 16),
+        batch_size=2,
+    )
     backbone = create_backbone("mobilenetv3", in_chans=1, attention="lga", stem_stride=2, placement=placement)
     model = DetectionModule(
         backbone, 10, optimizer=partial(torch.optim.AdamW, lr=1e-3), detector=detector, fpn_channels=32, head_convs=1,
@@ -257,7 +295,8 @@ def test_one_batch_train_and_eval(detector, placement, tmp_path):
     )  # fmt: skip
     before = [p.detach().clone() for p in model.parameters()]
     trainer = L.Trainer(
-        max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
+        max_epochs=1, limit_train_batches=1, limit_val_batches=1, num_sanity_val_steps=0, logger=False,
+        enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
     )  # fmt: skip
     trainer.fit(model, datamodule=dm)
@@ -283,7 +322,13 @@ def test_detector_options_are_checked():
 
 
 # -- end to end ---------------------------------------------------------------------------
-SMALL = ["dataset.num_train=8", "dataset.num_val=4", "dataset.num_test=4", "dataset.image_size=96", "dataset.batch_size=4"]
+SMALL = [
+    "dataset.num_train=8",
+    "dataset.num_val=4",
+    "dataset.num_test=4",
+    "dataset.image_size=96",
+    "dataset.batch_size=4",
+]
 
 
 def test_detection_sweep_writes_map_columns_and_wandb_images(run_lga, tmp_path):
@@ -310,7 +355,10 @@ def test_detection_sweep_writes_map_columns_and_wandb_images(run_lga, tmp_path):
 def test_detection_dataset_with_classification_model_is_a_clear_error(run_lga):
     proc = run_lga("dataset=tiny_objects", "logger=none")
     assert proc.returncode == 1
-    assert "dataset=tiny_objects is a detection dataset, but the model is for classification: add task=detection" in proc.stderr
+    assert (
+        "dataset=tiny_objects is a detection dataset, but the model is for classification: add task=detection"
+        in proc.stderr
+    )
     assert "Traceback" not in proc.stderr
 
 

@@ -13,9 +13,16 @@ def _fake_sweep(tmp_path, results, tested=10000):
         job_dir = tmp_path / str(job)
         (job_dir / ".hydra").mkdir(parents=True)
         (job_dir / ".hydra/config.yaml").write_text(
-            f"dataset: {{name: mnist_5k}}\nbackbone: {{name: mobilenetv3}}\nattention: {{name: {attention}}}\nseed: {seed}\n"
+            f"dataset: {{name: mnist_5k}}\nbackbone: {{name: mobilenetv3}}\n"
+            f"attention: {{name: {attention}}}\nseed: {seed}\n"
         )
-        record = {"dataset": "mnist_5k", "backbone": "mobilenetv3", "attention": attention, "seed": seed, "status": status}
+        record = {
+            "dataset": "mnist_5k",
+            "backbone": "mobilenetv3",
+            "attention": attention,
+            "seed": seed,
+            "status": status,
+        }
         if status == "ok":
             record["metrics"] = {"test/top1": top1 / 100, "test/top5": 1.0, "test/images": tested}
             record["test_images_total"] = 10000

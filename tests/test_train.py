@@ -51,7 +51,9 @@ def test_single_run_trains_and_records(run_lga, tmp_path):
 def test_same_seed_same_metrics(run_lga, tmp_path):
     metrics = []
     for i in range(2):
-        proc = run_lga("trainer=debug", "trainer.limit_train_batches=3", "logger=none", "seed=7", f"hydra.run.dir={tmp_path}/r{i}")
+        proc = run_lga(
+            "trainer=debug", "trainer.limit_train_batches=3", "logger=none", "seed=7", f"hydra.run.dir={tmp_path}/r{i}"
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         metrics.append(_result(tmp_path / f"r{i}")["metrics"])
     assert metrics[0]["test/loss"] == metrics[1]["test/loss"]
@@ -70,7 +72,12 @@ def test_tiny_multirun_writes_summary_and_wandb_runs(run_lga, tmp_path):
     """2 attentions x (embedded data, missing full MNIST): failed jobs are listed, others kept."""
     sweep = tmp_path / "sweep"
     proc = run_lga(
-        "-m", "attention=none,lga", "dataset=mnist_5k,mnist", "trainer=debug", "logger=wandb", f"hydra.sweep.dir={sweep}"
+        "-m",
+        "attention=none,lga",
+        "dataset=mnist_5k,mnist",
+        "trainer=debug",
+        "logger=wandb",
+        f"hydra.sweep.dir={sweep}",
     )
     assert proc.returncode == 1, proc.stderr[-3000:]  # some jobs failed: the sweep says so
     assert "2 of 4 jobs did not finish" in proc.stderr
@@ -126,7 +133,12 @@ def test_sweep_through_parallel_launchers(run_lga, tmp_path, launcher):
     """joblib workers and submitit's local executor: same jobs, same summary."""
     sweep = tmp_path / "sweep"
     proc = run_lga(
-        "-m", f"hydra/launcher={launcher}", "attention=none,se", "trainer=debug", "logger=none", f"hydra.sweep.dir={sweep}"
+        "-m",
+        f"hydra/launcher={launcher}",
+        "attention=none,se",
+        "trainer=debug",
+        "logger=none",
+        f"hydra.sweep.dir={sweep}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((sweep / "summary.csv").open()))
@@ -195,7 +207,10 @@ def test_resuming_a_different_model_is_a_clear_error(run_lga, tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     other = run_lga("trainer=debug", "logger=none", "attention=se", f"hydra.run.dir={tmp_path}/run")
     assert other.returncode == 1
-    assert "was written by another configuration" in other.stderr and "attention.name: 'lga' in the checkpoint, 'se' now" in other.stderr
+    assert (
+        "was written by another configuration" in other.stderr
+        and "attention.name: 'lga' in the checkpoint, 'se' now" in other.stderr
+    )
     assert "Traceback" not in other.stderr
 
 
@@ -218,7 +233,13 @@ def test_resume_refuses_a_checkpoint_of_another_seed(run_lga, tmp_path):
 
 
 def test_diverged_training_is_not_a_result(run_lga, tmp_path):
-    proc = run_lga("optimizer.lr=1e6", "trainer=debug", "trainer.limit_train_batches=6", "logger=none", f"hydra.run.dir={tmp_path}/run")
+    proc = run_lga(
+        "optimizer.lr=1e6",
+        "trainer=debug",
+        "trainer.limit_train_batches=6",
+        "logger=none",
+        f"hydra.run.dir={tmp_path}/run",
+    )
     assert proc.returncode == 1
     assert "error: training diverged: loss nan at step" in proc.stderr and "Traceback" not in proc.stderr
     text = (tmp_path / "run/result.json").read_text()
@@ -296,7 +317,8 @@ def test_sigterm_stops_a_sweep_with_a_summary_and_it_resumes(run_lga, start_lga,
 
     sweep = tmp_path / "sweep"
     args = [
-        "-m", "attention=none,se", "trainer.max_epochs=4", "trainer.limit_train_batches=12", "trainer.limit_val_batches=1",
+        "-m", "attention=none,se", "trainer.max_epochs=4", "trainer.limit_train_batches=12",
+        "trainer.limit_val_batches=1",
         "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0", "logger=none", f"hydra.sweep.dir={sweep}",
     ]  # fmt: skip
     victim = start_lga(*args)
@@ -323,7 +345,8 @@ def test_sigint_interrupts_a_single_run_which_resumes(run_lga, start_lga, tmp_pa
     import time
 
     run_dir = tmp_path / "run"
-    args = ["trainer.max_epochs=3", "trainer.limit_train_batches=10", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+    args = ["trainer.max_epochs=3", "trainer.limit_train_batches=10", "trainer.limit_val_batches=1",
+            "trainer.limit_test_batches=1",
             "logger=none", f"hydra.run.dir={run_dir}"]  # fmt: skip
     victim = start_lga(*args)
     last = run_dir / "checkpoints/last.ckpt"

@@ -42,7 +42,9 @@ class DenseDepthwise(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cpu")  # backward then runs under the same autocast state
-    def forward(ctx, columns: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    def forward(
+        ctx, columns: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, height: int, width: int
+    ) -> torch.Tensor:
         c, k = weight.shape[0], weight.shape[-1]
         index = tap_index(height, width, k, columns.device)
         taps = torch.cat([weight.reshape(c, k * k), weight.new_zeros(c, 1)], 1)

@@ -135,7 +135,9 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         mix = torch.einsum("bhrk,hg->bgkhr", mixed[..., :d], onehot).reshape(b, -1, c)
         return torch.baddbmm(out + mixed[..., d].reshape(b, 1, c), z_v, mix)
 
-    def _attend_released(self, z_v: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    def _attend_released(
+        self, z_v: torch.Tensor, qkv: nn.Conv2d, weight: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor:
         """``out + weight * branch`` for the released product; z_v: tokens (B, N, Gv*d) of the
         value heads' input groups. Every channel of head h gets the sum of h's value channels."""
         b, n, _ = z_v.shape

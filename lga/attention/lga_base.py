@@ -89,7 +89,11 @@ class LocalGlobalAttentionBase(nn.Module):
                 f"(channels={channels}, embed_dim={embed_dim}); pick heads that divide it"
             )
         local_kernel_sizes = tuple(local_kernel_sizes)
-        for option, value, valid in (("branches", branches, BRANCHES), ("fusion", fusion, FUSIONS), ("product", product, PRODUCTS)):
+        for option, value, valid in (
+            ("branches", branches, BRANCHES),
+            ("fusion", fusion, FUSIONS),
+            ("product", product, PRODUCTS),
+        ):
             if value not in valid:
                 raise ValueError(f"{option} must be one of {', '.join(valid)}, got {value!r}")
         if branches != "global":
@@ -125,9 +129,7 @@ class LocalGlobalAttentionBase(nn.Module):
         self.local_dw = nn.ModuleList(
             nn.Conv2d(dim, dim, k, padding=k // 2, groups=dim) for k in self.local_kernel_sizes
         )
-        self.local_qkv = nn.ModuleList(
-            nn.Conv2d(dim, 3 * dim, 1, groups=num_heads) for _ in self.local_kernel_sizes
-        )
+        self.local_qkv = nn.ModuleList(nn.Conv2d(dim, 3 * dim, 1, groups=num_heads) for _ in self.local_kernel_sizes)
         # a branch's alpha exists only with the branch: an unused parameter would get no
         # gradient and break DDP with find_unused_parameters=False
         self.a_local = nn.Parameter(torch.tensor(0.5)) if branches != "global" else None

@@ -17,7 +17,9 @@ from .lga_base import LocalGlobalAttentionBase
 from .registry import register_attention
 
 
-def channel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logit_scale: float, product: str) -> torch.Tensor:
+def channel_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, logit_scale: float, product: str
+) -> torch.Tensor:
     """Attention across the channels of a head: (..., d, N) -> (..., d, N).
 
     ``A = softmax(q k^T * logit_scale)`` is ``d x d``; positions N are summed, so the cost

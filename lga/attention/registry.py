@@ -46,9 +46,7 @@ def _lookup(name: str) -> Tuple[Type[nn.Module], Dict[str, Any]]:
     try:
         return _ATTENTION[name]
     except KeyError:
-        raise ValueError(
-            f"unknown attention {name!r}; valid names: {', '.join(list_attentions())}"
-        ) from None
+        raise ValueError(f"unknown attention {name!r}; valid names: {', '.join(list_attentions())}") from None
 
 
 def get_attention_class(name: str) -> Type[nn.Module]:
@@ -64,9 +62,7 @@ def attention_options(name: str) -> Dict[str, inspect.Parameter]:
     """The keyword options block ``name`` accepts (after ``channels``, less those it fixes)."""
     cls, fixed = _lookup(name)
     params = inspect.signature(cls.__init__).parameters
-    return {
-        k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in fixed
-    }
+    return {k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in fixed}
 
 
 def create_attention(name: str, channels: int, **options) -> nn.Module:
@@ -75,8 +71,7 @@ def create_attention(name: str, channels: int, **options) -> nn.Module:
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(
-            f"attention {name!r} has no option(s) {', '.join(unknown)}; "
-            f"valid options: {', '.join(valid) or '(none)'}"
+            f"attention {name!r} has no option(s) {', '.join(unknown)}; valid options: {', '.join(valid) or '(none)'}"
         )
     cls, fixed = _lookup(name)
     return cls(channels, **fixed, **options)

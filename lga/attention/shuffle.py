@@ -31,7 +31,9 @@ class ShuffleAttention(nn.Module):
                 raise ValueError(f"shuffle attention needs an even channel count, got channels={channels}")
             groups = next(g for g in range(8, 0, -1) if channels % (2 * g) == 0)
         if groups <= 0 or channels % (2 * groups):
-            raise ValueError(f"shuffle attention needs channels divisible by 2*groups; got channels={channels}, groups={groups}")
+            raise ValueError(
+                f"shuffle attention needs channels divisible by 2*groups; got channels={channels}, groups={groups}"
+            )
         self.groups = groups
         half = channels // (2 * groups)
         self.channel_weight = nn.Parameter(torch.zeros(1, half, 1, 1))

@@ -2,7 +2,7 @@
 
 from .base import Backbone
 from .mobilenetv3 import MobileNetV3
-from .resnet import ResNet18
 from .registry import create_backbone, list_backbones, register_backbone
+from .resnet import ResNet18
 
 __all__ = ["Backbone", "MobileNetV3", "ResNet18", "create_backbone", "list_backbones", "register_backbone"]

@@ -46,19 +46,26 @@ class ResNet18(Backbone):
             raise ValueError(f"width must be positive, got {width!r}")
         if stem_stride == 2:
             self.stem = nn.Sequential(
-                nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+                nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(width), nn.ReLU(inplace=True),
                 nn.MaxPool2d(3, stride=2, padding=1),
             )  # fmt: skip
         else:
-            self.stem = nn.Sequential(nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            )
         stages, channels, strides = [], [], []
         in_ch, stride = width, 4 if stem_stride == 2 else 1  # the ImageNet stem's conv + max-pool
         for i, mult in enumerate((1, 2, 4, 8)):
             out_ch, block_stride = width * mult, 1 if i == 0 else 2
             downsample = None
             if block_stride != 1 or in_ch != out_ch:
-                downsample = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=block_stride, bias=False), nn.BatchNorm2d(out_ch))
-            stages.append(nn.Sequential(BasicBlock(in_ch, out_ch, block_stride, downsample), BasicBlock(out_ch, out_ch)))
+                downsample = nn.Sequential(
+                    nn.Conv2d(in_ch, out_ch, 1, stride=block_stride, bias=False), nn.BatchNorm2d(out_ch)
+                )
+            stages.append(
+                nn.Sequential(BasicBlock(in_ch, out_ch, block_stride, downsample), BasicBlock(out_ch, out_ch))
+            )
             stride *= block_stride
             channels.append(out_ch)
             strides.append(stride)

@@ -170,7 +170,9 @@ class IDXClassificationDataModule(L.LightningDataModule):
                 )
         n_val = round(self.val_size * len(images)) if self.val_size < 1 else int(self.val_size)
         if not 0 < n_val < len(images):
-            raise ValueError(f"val_size={self.val_size} leaves no training or no validation images out of {len(images)}")
+            raise ValueError(
+                f"val_size={self.val_size} leaves no training or no validation images out of {len(images)}"
+            )
         order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.split_seed))
         val_idx, train_idx = order[:n_val], order[n_val:]
         images, test_images = images.unsqueeze(1), test_images.unsqueeze(1)

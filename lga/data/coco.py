@@ -36,7 +36,9 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path) -> tuple[list[
         images = {im["id"]: im for im in data["images"]}
         sizes = {im_id: (int(im["width"]), int(im["height"])) for im_id, im in images.items()}
     except (KeyError, TypeError, ValueError) as err:
-        raise AnnotationError(f"{path}: malformed 'categories' or 'images' entry ({type(err).__name__}: {err})") from None
+        raise AnnotationError(
+            f"{path}: malformed 'categories' or 'images' entry ({type(err).__name__}: {err})"
+        ) from None
     boxes: dict[int, list[list[float]]] = {im_id: [] for im_id in images}
     labels: dict[int, list[int]] = {im_id: [] for im_id in images}
     degenerate = 0

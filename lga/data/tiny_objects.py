@@ -40,7 +40,9 @@ def _resize(item: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 def check_options(image_size: int, object_size: Sequence[int], objects_per_image: Sequence[int]) -> None:
     if len(object_size) != 2 or not 1 <= object_size[0] <= object_size[1] <= image_size:
-        raise ValueError(f"object_size must be [min, max] with 1 <= min <= max <= image_size={image_size}, got {list(object_size)}")
+        raise ValueError(
+            f"object_size must be [min, max] with 1 <= min <= max <= image_size={image_size}, got {list(object_size)}"
+        )
     if len(objects_per_image) != 2 or not 0 <= objects_per_image[0] <= objects_per_image[1]:
         raise ValueError(f"objects_per_image must be [min, max] with 0 <= min <= max, got {list(objects_per_image)}")
 
@@ -97,7 +99,10 @@ def generate(
             for _try in range(20):
                 top, left = rng.randint(0, image_size - side), rng.randint(0, image_size - side)
                 box = [left + tight[0], top + tight[1], left + tight[2], top + tight[3]]
-                if not boxes or box_iou(torch.tensor([box], dtype=torch.float32), torch.tensor(boxes)).max() <= max_overlap:
+                if (
+                    not boxes
+                    or box_iou(torch.tensor([box], dtype=torch.float32), torch.tensor(boxes)).max() <= max_overlap
+                ):
                     region = canvas[top : top + side, left : left + side]
                     torch.maximum(region, patch, out=region)
                     boxes.append([float(v) for v in box])

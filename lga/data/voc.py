@@ -60,7 +60,9 @@ def read_voc_split(root: str | Path, split: str, class_names: Sequence[str] = VO
         xml_file = root / "Annotations" / f"{image_id}.xml"
         if not xml_file.is_file():
             raise AnnotationError(f"{listing}: {image_id} has no annotation file {xml_file}")
-        records.append(AnnotatedImage(root / "JPEGImages" / f"{image_id}.jpg", *target(*read_voc_xml(xml_file, class_names))))
+        records.append(
+            AnnotatedImage(root / "JPEGImages" / f"{image_id}.jpg", *target(*read_voc_xml(xml_file, class_names)))
+        )
     return records
 
 

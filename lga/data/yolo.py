@@ -66,7 +66,9 @@ def label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def read_labels(label_file: Path, width: int, height: int, num_classes: int) -> tuple[list[list[float]], list[int]] | None:
+def read_labels(
+    label_file: Path, width: int, height: int, num_classes: int
+) -> tuple[list[list[float]], list[int]] | None:
     """Boxes (pixels, xyxy) and classes of one label file; None if its coordinates are out
     of bounds (Ultralytics' convention: that image is skipped, with a warning)."""
     boxes, labels = [], []
@@ -85,12 +87,15 @@ def read_labels(label_file: Path, width: int, height: int, num_classes: int) -> 
             x0, x1, y0, y1 = min(values[0::2]), max(values[0::2]), min(values[1::2]), max(values[1::2])
         else:
             raise AnnotationError(
-                f"{label_file}:{lineno}: expected 'class x_center y_center width height' (or a polygon), got {line.strip()!r}"
+                f"{label_file}:{lineno}: expected 'class x_center y_center width height' (or a polygon), "
+                f"got {line.strip()!r}"
             )
         if not 0 <= cls < num_classes:
             raise AnnotationError(f"{label_file}:{lineno}: class {cls} is not in 0..{num_classes - 1}")
         if x1 <= x0 or y1 <= y0 or min(x0, y0) < -TOLERANCE or max(x1, y1) > 1 + TOLERANCE:
-            warnings.warn(f"{label_file}:{lineno}: box {values} is empty or outside [0, 1]; image skipped", stacklevel=2)
+            warnings.warn(
+                f"{label_file}:{lineno}: box {values} is empty or outside [0, 1]; image skipped", stacklevel=2
+            )
             return None
         clip = lambda v: min(max(v, 0.0), 1.0)  # noqa: E731
         boxes.append([clip(x0) * width, clip(y0) * height, clip(x1) * width, clip(y1) * height])

@@ -48,7 +48,9 @@ class TaskModule(L.LightningModule):
         self._scale_means: dict[str, list[torch.Tensor]] = {}
         for name, block in self.lga_blocks.items():
             if block.scale_weight is not None:
-                block.register_forward_pre_hook(lambda mod, args, name=name: self._record_scale_weights(name, mod, args[0]))
+                block.register_forward_pre_hook(
+                    lambda mod, args, name=name: self._record_scale_weights(name, mod, args[0])
+                )
 
     def _record_scale_weights(self, name: str, block: LocalGlobalAttentionBase, x: torch.Tensor) -> None:
         trainer = self._trainer
@@ -69,7 +71,9 @@ class TaskModule(L.LightningModule):
 
     def on_fit_start(self) -> None:
         for logger in self.loggers:
-            logger.log_metrics({"model/params_M": self.cost["params"] / 1e6, "model/gflops": self.cost["flops"] / 1e9}, step=0)
+            logger.log_metrics(
+                {"model/params_M": self.cost["params"] / 1e6, "model/gflops": self.cost["flops"] / 1e9}, step=0
+            )
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(self.parameters())

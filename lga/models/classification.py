@@ -58,7 +58,10 @@ class ClassificationModule(TaskModule):
         top_k = min(5, num_classes)
         accuracy = lambda k: MulticlassAccuracy(num_classes, top_k=k, average="micro")  # noqa: E731
         self.metrics = nn.ModuleDict(
-            {f"{split}_acc": MetricCollection({"top1": accuracy(1), f"top{top_k}": accuracy(top_k)}) for split in SPLITS}
+            {
+                f"{split}_acc": MetricCollection({"top1": accuracy(1), f"top{top_k}": accuracy(top_k)})
+                for split in SPLITS
+            }
         )  # keys carry a suffix: a plain "train" would shadow Module.train
         self.losses = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in SPLITS})
         self.val_top1_best = MaxMetric()

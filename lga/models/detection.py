@@ -132,15 +132,22 @@ class DetectionModule(TaskModule):
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
         in_chans, image_size = input_shape[0], max(input_shape[1:])
         if len(image_mean) != in_chans or len(image_std) != in_chans:
-            raise ValueError(f"image_mean and image_std need {in_chans} values (one per channel), got {list(image_mean)}, {list(image_std)}")
+            raise ValueError(
+                f"image_mean and image_std need {in_chans} values (one per channel), "
+                f"got {list(image_mean)}, {list(image_std)}"
+            )
         self.detector = build_detector(
             backbone, num_classes, detector=detector, fpn_channels=fpn_channels, extra_levels=extra_levels,
             head_convs=head_convs, anchor_scale=anchor_scale, image_size=image_size, image_mean=image_mean,
-            image_std=image_std, score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
+            image_std=image_std, score_thresh=score_thresh, nms_thresh=nms_thresh,
+            detections_per_img=detections_per_img,
         )  # fmt: skip
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.map_metrics = nn.ModuleDict(
-            {split: MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="faster_coco_eval") for split in ("val", "test")}
+            {
+                split: MeanAveragePrecision(box_format="xyxy", iou_type="bbox", backend="faster_coco_eval")
+                for split in ("val", "test")
+            }
         )
         self.val_map50_best = MaxMetric()
         self.val_map50_best.persistent(True)
@@ -225,7 +232,9 @@ class DetectionModule(TaskModule):
             pictures.append(image.permute(1, 2, 0).squeeze(-1).cpu().numpy())
             boxes.append({
                 "ground_truth": box_data(target["boxes"].cpu(), target["labels"].cpu()),
-                "predictions": box_data(pred["boxes"][keep].cpu(), pred["labels"][keep].cpu(), pred["scores"][keep].cpu()),
+                "predictions": box_data(
+                    pred["boxes"][keep].cpu(), pred["labels"][keep].cpu(), pred["scores"][keep].cpu()
+                ),
             })  # fmt: skip
         for logger in loggers:
             logger.log_image("val/examples", pictures, step=self.global_step, boxes=boxes)

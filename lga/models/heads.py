@@ -21,7 +21,11 @@ class ClassificationHead(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         if hidden_channels:
-            layers += [nn.Conv2d(in_channels, hidden_channels, 1, bias=False), nn.BatchNorm2d(hidden_channels), nn.Hardswish()]
+            layers += [
+                nn.Conv2d(in_channels, hidden_channels, 1, bias=False),
+                nn.BatchNorm2d(hidden_channels),
+                nn.Hardswish(),
+            ]
             in_channels = hidden_channels
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Dropout(dropout), nn.Linear(in_channels, num_classes)]
         self.layers = nn.Sequential(*layers)
