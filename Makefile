@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 # torch/torchvision pinned to the CUDA wheels that run on CPU too; override for other builds
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install install-data test test-all slurm-up slurm-down clean
+.PHONY: install install-data lint test test-all slurm-up slurm-down clean
 
 install: install-data
 	$(PIP) install $(TORCH_SPEC)
@@ -20,6 +20,10 @@ install-data:
 	else \
 		echo "note: no apt-get as root; for dataset=fashion run: sudo apt-get install dataset-fashion-mnist"; \
 	fi
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 
 test:
 	$(PYTHON) -m pytest

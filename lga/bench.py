@@ -22,6 +22,7 @@ import json
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -79,14 +80,25 @@ def memory_mb(block: torch.nn.Module, x: torch.Tensor) -> float:
     return sum(saved.values()) / 2**20
 
 
-def make_steps(name: str, shape: tuple[int, ...], *, heads: int, device: torch.device, channels_last: bool, **options):
+@dataclass(frozen=True)
+class Settings:
+    """How every block is timed: heads for blocks that take them, device, warm-up and repeats."""
+
+    heads: int = 6
+    device: torch.device = torch.device("cpu")
+    warmup: int = 3
+    repeats: int = 15
+    channels_last: bool = False
+
+
+def make_steps(name: str, shape: tuple[int, ...], settings: Settings, **options):
     """(block, x, forward, forward_backward) for one block on a seeded random input."""
     torch.manual_seed(0)
     if "num_heads" in attention_options(name):
-        options["num_heads"] = heads
-    block = create_attention(name, shape[1], **options).to(device)
-    x = torch.randn(shape, device=device)
-    if channels_last:
+        options["num_heads"] = settings.heads
+    block = create_attention(name, shape[1], **options).to(settings.device)
+    x = torch.randn(shape, device=settings.device)
+    if settings.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)
 
@@ -102,54 +114,31 @@ def make_steps(name: str, shape: tuple[int, ...], *, heads: int, device: torch.d
     return block, x, forward, forward_backward
 
 
-def bench_block(
-    name: str,
-    shape: tuple[int, ...],
-    *,
-    heads: int,
-    device: torch.device,
-    warmup: int,
-    repeats: int,
-    channels_last: bool,
-) -> dict:
-    block, x, forward, forward_backward = make_steps(
-        name, shape, heads=heads, device=device, channels_last=channels_last
-    )
+def bench_block(name: str, shape: tuple[int, ...], settings: Settings) -> dict:
+    block, x, forward, forward_backward = make_steps(name, shape, settings)
+    timing = (settings.device, settings.warmup, settings.repeats)
     return {
         "block": name,
         "shape": "x".join(map(str, shape)),
-        "fwd_ms": median_ms(forward, device, warmup, repeats),
-        "fwd_bwd_ms": median_ms(forward_backward, device, warmup, repeats),
+        "fwd_ms": median_ms(forward, *timing),
+        "fwd_bwd_ms": median_ms(forward_backward, *timing),
         "memory_mb": memory_mb(block, x),
         "gflops": count_flops(block, shape) / 1e9,
         "params_k": count_params(block) / 1e3,
     }
 
 
-def paired_speedup(
-    slow: tuple[str, dict],
-    fast: tuple[str, dict],
-    shape: tuple[int, ...],
-    *,
-    heads: int,
-    device: torch.device,
-    warmup: int,
-    repeats: int,
-    channels_last: bool,
-) -> float:
+def paired_speedup(slow: tuple[str, dict], fast: tuple[str, dict], shape: tuple[int, ...], settings: Settings) -> float:
     """Median over alternating runs of slow/fast forward+backward time; each is ``(name, options)``.
 
     Alternating the two cancels the drift (frequency, neighbours) that separate
     medians pick up on a shared machine.
     """
-    steps = [
-        make_steps(name, shape, heads=heads, device=device, channels_last=channels_last, **options)[3]
-        for name, options in (slow, fast)
-    ]
+    steps = [make_steps(name, shape, settings, **options)[3] for name, options in (slow, fast)]
     ratios = []
-    for i in range(warmup + repeats):
-        slow_ms, fast_ms = (median_ms(step, device, 0, 1) for step in steps)
-        if i >= warmup:
+    for i in range(settings.warmup + settings.repeats):
+        slow_ms, fast_ms = (median_ms(step, settings.device, 0, 1) for step in steps)
+        if i >= settings.warmup:
             ratios.append(slow_ms / fast_ms)
     return statistics.median(ratios)
 
@@ -208,19 +197,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         parser.error("--device cuda but no CUDA device is available")
     torch.set_num_threads(args.threads)
 
+    settings = Settings(args.heads, device, args.warmup, args.repeats, args.channels_last_input)
     rows = []
     for shape in shapes:
         for name in names:
-            settings = dict(
-                heads=args.heads,
-                device=device,
-                warmup=args.warmup,
-                repeats=args.repeats,
-                channels_last=args.channels_last_input,
-            )
-            row = bench_block(name, shape, **settings)
+            row = bench_block(name, shape, settings)
             for column, slow in paired_columns(name, names).items():
-                row[column] = paired_speedup(slow, (name, {}), shape, **settings)
+                row[column] = paired_speedup(slow, (name, {}), shape, settings)
             rows.append(row)
     device_name = (
         torch.cuda.get_device_name(device)

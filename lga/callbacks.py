@@ -187,16 +187,17 @@ class EpochLine(Callback):
     metrics, its time and training throughput. With output redirected (SLURM logs, CI)
     the progress bar is off, and this is what a reader sees."""
 
-    def __init__(self, clock: RunClock) -> None:
-        self.clock = clock
-
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start, self._images = time.perf_counter(), self.clock.train["images"]
+        self._start, self._images = time.perf_counter(), 0
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        self._images += len(batch[0])
 
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        seconds = time.perf_counter() - self._start
-        images = self.clock.train["images"] - self._images
+        seconds, images = time.perf_counter() - self._start, self._images
         metrics = {
             k: float(v) for k, v in sorted(trainer.callback_metrics.items())
             if k.endswith(("loss_epoch", "/loss", "top1", "map50", "map"))
@@ -208,6 +209,62 @@ class EpochLine(Callback):
             trainer.current_epoch + 1, trainer.max_epochs, " | ".join(parts),
             seconds, images / seconds if seconds else 0.0,
         )  # fmt: skip
+
+
+class LGAWeights(Callback):
+    """What every LGA block learned, per validation epoch: its fusion weights (``a_local``,
+    ``a_global``, after the softmax with ``fusion=softmax``) and its per-pixel scale weights
+    over the validation images (the mean weight of each scale, and the mean entropy of the
+    weights in nats: ``log(S+1)`` when uniform, 0 when one scale takes everything).
+
+    Logged as ``lga/<block>/...``; :attr:`history` keeps one dict per epoch for ``result.json``.
+    """
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, Any]] = []
+        self._scales: dict[str, list[torch.Tensor]] = {}
+        self._hooks: list[Any] = []
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        from .attention import LocalGlobalAttentionBase
+
+        for handle in self._hooks:
+            handle.remove()
+        self.blocks = {n: m for n, m in pl_module.named_modules() if isinstance(m, LocalGlobalAttentionBase)}
+        self._hooks = [
+            block.register_forward_pre_hook(lambda mod, args, name=name: self._record(trainer, name, mod, args[0]))
+            for name, block in self.blocks.items()
+            if block.scale_weight is not None
+        ]
+
+    def _record(self, trainer: L.Trainer, name: str, block: Any, x: torch.Tensor) -> None:
+        if trainer.validating and not trainer.sanity_checking:
+            with torch.no_grad():
+                weights = block.scale_weights(x)  # (B, S+1, H, W)
+                entropy = -(weights * weights.clamp_min(1e-12).log()).sum(1).mean()
+                self._scales.setdefault(name, []).append(torch.cat([weights.mean((0, 2, 3)), entropy.view(1)]))
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not self.blocks:
+            return
+        epoch: dict[str, Any] = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for name, block in self.blocks.items():
+            prefix = f"lga/{name.replace('.', '/')}"
+            values = {f"a_{branch}": alpha.detach() for branch, alpha in block.fusion_weights().items()}
+            if self._scales.get(name):
+                *means, entropy = torch.stack(self._scales.pop(name)).mean(0)
+                values.update({f"scale_w{i}": w for i, w in enumerate(means)}, scale_entropy=entropy)
+            for key, value in values.items():
+                # sync_dist: under DDP each process saw different batches (the scale weights differ)
+                pl_module.log(f"{prefix}/{key}", value, sync_dist=True)
+            epoch[name] = {key: round(float(value), 5) for key, value in values.items()}
+        self.history.append(epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = list(state.get("history", []))
 
 
 class RunIdentity(Callback):

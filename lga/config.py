@@ -103,10 +103,11 @@ class TrainConfig:
     dataset: Any = MISSING
     backbone: Any = MISSING
     attention: Any = MISSING
-    model: Any = MISSING  # the task's LightningModule options; model.name is the task
+    model: Any = MISSING  # the task's LightningModule (a partial): its class decides the task
     optimizer: Any = MISSING
     scheduler: Any = MISSING
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    callbacks: Dict[str, Any] = field(default_factory=dict)  # name -> {_target_: a Lightning Callback, ...}
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -194,19 +195,44 @@ def _config_type(annotation: Any) -> Any:
     return Any
 
 
+def keyword_parameters(target: Callable) -> list[tuple[inspect.Parameter, Any]]:
+    """(parameter, type hint) for each keyword parameter of a function, or of a class's
+    ``__init__`` and, where it takes ``**kwargs``, of its parents' (which it passes them to)
+    and of the function named by its ``forwarded`` attribute: an argument is written once,
+    where it is used."""
+    if not inspect.isclass(target):
+        hints = typing.get_type_hints(target)
+        return [(p, hints.get(p.name, Any)) for p in inspect.signature(target).parameters.values()]
+    found: list[tuple[inspect.Parameter, Any]] = []
+    for cls in target.__mro__:
+        if "__init__" not in vars(cls) or cls is object:
+            continue
+        hints = typing.get_type_hints(cls.__init__)
+        params = list(inspect.signature(cls.__init__).parameters.values())
+        seen = {p.name for p, _ in found}
+        found += [(p, hints.get(p.name, Any)) for p in params if p.name not in seen and p.kind is not p.VAR_KEYWORD]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    # a class may also pass some of its **kwargs to a function: ``forwarded = (function, names)``
+    function, names = getattr(target, "forwarded", (None, ()))
+    if function is not None:
+        found += [(p, hint) for p, hint in keyword_parameters(function) if p.name in names]
+    return found
+
+
 def schema_from_signature(
     name: str,
-    fn: Callable,
+    target: Callable,
     *,
     skip: tuple[str, ...] = (),
     only: Optional[typing.Collection[str]] = None,
     head: tuple[tuple[str, Any, Any], ...] = (),
 ) -> type:
-    """A dataclass with ``head`` fields, then one field per keyword parameter of ``fn``
-    (all but ``skip``, or just those in ``only``)."""
-    hints = typing.get_type_hints(fn)
+    """A dataclass with ``head`` fields, then one field per keyword parameter of ``target``
+    (a function, or a class: see :func:`keyword_parameters`), all but ``skip``, or just those in ``only``."""
     fields = [(n, t, field(default=d)) for n, t, d in head]
-    for pname, param in inspect.signature(fn).parameters.items():
+    for param, hint in keyword_parameters(target):
+        pname = param.name
         if pname in skip or pname == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
         if only is not None and pname not in only:
@@ -216,7 +242,7 @@ def schema_from_signature(
         ):
             continue  # positional inputs (channels, params, ...) are filled in by code, not config
         default = MISSING if param.default is param.empty else param.default
-        ftype = _config_type(hints.get(pname, Any))
+        ftype = _config_type(hint)
         if isinstance(default, (list, tuple, dict)):
             default = field(default_factory=lambda d=default: list(d) if not isinstance(d, dict) else dict(d))
         else:
@@ -226,36 +252,41 @@ def schema_from_signature(
 
 
 def _target_head(target: Callable, partial: bool = False) -> tuple:
+    """``_target_`` (and ``_partial_``: the code adds the arguments only it knows) of a schema."""
     path = f"{target.__module__}.{target.__qualname__}"
     head = (("_target_", str, path),)
     return head + ((("_partial_", bool, True),) if partial else ())
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent)."""
+    """Store every schema in Hydra's ConfigStore (idempotent).
+
+    Every group builds its object the same way, by ``hydra.utils.instantiate``:
+    ``attention`` gives a partial of :func:`lga.attention.create_attention` (name and
+    options; the backbone adds the channels), ``backbone`` the backbone class (the code
+    adds the input channels and the attention factory), ``model`` a partial of the task's
+    LightningModule (the code adds the backbone and what the data decides), ``dataset``
+    the datamodule, ``optimizer`` and ``scheduler`` partials.
+    """
     import torch
 
-    from .attention import attention_options, get_attention_class, list_attentions
+    from .attention import attention_options, create_attention, get_attention_class, list_attentions
     from .backbones.registry import _BACKBONES
     from .data import COCODataModule, IDXClassificationDataModule, TinyObjectsDataModule, VOCDataModule, YOLODataModule
-    from .models import ClassificationModule, DetectionModule, schedules
+    from .models import TASK_MODULES, schedules
 
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     for name in list_attentions():
+        # create_attention(name, channels, **options): the options are those of the block's constructor
+        head = (*_target_head(create_attention, partial=True), ("_convert_", str, "all"), ("name", str, name))
         node = schema_from_signature(
-            f"{name}_schema",
-            get_attention_class(name).__init__,
-            only=attention_options(name),
-            head=(("name", str, name),),
+            f"{name}_schema", get_attention_class(name), only=attention_options(name), head=head
         )
         cs.store(group="schema/attention", name=name, node=node)
     for name, cls in _BACKBONES.items():
         node = schema_from_signature(
-            f"{name}_schema",
-            cls.__init__,
-            skip=("in_chans", "attention", "attention_options"),
-            head=(("name", str, name),),
+            f"{name}_schema", cls, skip=("in_chans", "attention"), head=(*_target_head(cls), ("_convert_", str, "all"))
         )
         cs.store(group="schema/backbone", name=name, node=node)
     datasets = {
@@ -263,21 +294,14 @@ def register_configs() -> None:
         "coco": COCODataModule, "yolo": YOLODataModule, "voc": VOCDataModule,
     }  # fmt: skip
     for name, cls in datasets.items():
-        node = schema_from_signature(f"{name}_schema", cls.__init__, head=_target_head(cls))
+        node = schema_from_signature(f"{name}_schema", cls, head=_target_head(cls))
         cs.store(group="schema/dataset", name=name, node=node)
-    # options the code fills in (the backbone, the dataset's classes and image shape) are not config
-    filled = (
-        "backbone",
-        "num_classes",
-        "optimizer",
-        "scheduler",
-        "input_shape",
-        "class_names",
-        "image_mean",
-        "image_std",
-    )
-    for task, cls in (("classification", ClassificationModule), ("detection", DetectionModule)):
-        node = schema_from_signature(f"{task}_model_schema", cls.__init__, skip=filled, head=(("name", str, task),))
+    for task, cls in TASK_MODULES.items():
+        # the backbone, the optimiser, the schedule and what the data decides are filled in by code
+        filled = ("backbone", "optimizer", "scheduler", *cls.data_options_names)
+        node = schema_from_signature(
+            f"{task}_model_schema", cls, skip=filled, head=(*_target_head(cls, partial=True), ("_convert_", str, "all"))
+        )
         cs.store(group="schema/model", name=task, node=node)
     for optim in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
         node = schema_from_signature(

@@ -55,14 +55,19 @@ def job_axes(cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[st
     ``dataset``/``backbone``/``attention``: the option chosen in each group (Hydra's
     runtime choices), so two presets of one class stay apart; ``seed``; ``variant``:
     every other override, so two jobs that differ in anything else stay apart too.
-    Also records the class behind the backbone preset and the task.
+    Also records the class behind the backbone preset and the task (the ``model`` option).
     """
-    axes: dict[str, Any] = {group: choices.get(group) or cfg[group].name for group in AXIS_GROUPS}
+    axes: dict[str, Any] = {group: choices.get(group) or _option_name(cfg[group]) for group in AXIS_GROUPS}
     axes["seed"] = int(cfg.seed)
     axes["variant"] = " ".join(sorted(o for o in overrides if _override_key(o) not in (*AXIS_GROUPS, "seed")))
-    axes["backbone_class"] = cfg.backbone.name
-    axes["task"] = cfg.model.name
+    axes["backbone_class"] = _option_name(cfg.backbone)
+    axes["task"] = choices.get("model") or _option_name(cfg.model)
     return axes
+
+
+def _option_name(node: Any) -> str:
+    """A config node's name, or the class its ``_target_`` names."""
+    return node.get("name") or str(node.get("_target_", "?")).rsplit(".", 1)[-1]
 
 
 def run_name(axes: Mapping[str, Any]) -> str:

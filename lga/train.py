@@ -15,17 +15,16 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from .backbones import create_backbone
-from .callbacks import Diverged, DivergenceGuard, EpochLine, EpochSeed, RunClock, RunIdentity, StopOnSignal
+from .callbacks import Diverged, DivergenceGuard, EpochSeed, LGAWeights, RunClock, RunIdentity, StopOnSignal
 from .config import check_ranges
 from .loggers import build_loggers, finish_loggers
-from .models import ClassificationModule, DetectionModule, TaskModule
+from .models import TaskModule
 from .results import job_axes, run_name, write_result
 from .runtime import Interrupted, StopSignals, choose_threads
 from .utils import LGAError
@@ -38,37 +37,39 @@ def _job_axes(cfg: DictConfig) -> dict[str, Any]:
     return job_axes(cfg, hydra.runtime.choices, list(hydra.overrides.task))
 
 
+def _partial(node: DictConfig, group: str):
+    """``instantiate(node, _partial_=True)``: nothing is constructed yet, so nothing can fail here
+    but an unknown ``_target_``."""
+    try:
+        return instantiate(node, _partial_=True)
+    except InstantiationException as err:
+        raise LGAError(f"{group}: {err}") from None
+
+
 def build_model(cfg: DictConfig, datamodule) -> TaskModule:
-    """Backbone with the configured attention + the task's model; raises LGAError on bad options."""
-    task, data_task = cfg.model.name, getattr(datamodule, "task", "classification")
-    if task != data_task:
+    """attention factory -> backbone -> the task's LightningModule, each from its config group by
+    ``hydra.utils.instantiate``; what only the data knows (classes, input shape, ...) comes from
+    the datamodule (:meth:`lga.models.TaskModule.data_options`). Raises LGAError on bad options."""
+    module_class = get_class(cfg.model._target_)
+    data_task = getattr(datamodule, "task", "classification")
+    if module_class.task != data_task:
         raise LGAError(
-            f"dataset={cfg.dataset.name} is a {data_task} dataset, but the model is for {task}: "
-            f"add task={data_task}, or pick a {task} dataset"
+            f"dataset={cfg.dataset.name} is a {data_task} dataset, but the model is for {module_class.task}: "
+            f"add task={data_task}, or pick a {module_class.task} dataset"
         )
-    backbone_opts = {k: v for k, v in OmegaConf.to_container(cfg.backbone, resolve=True).items() if k != "name"}
-    attention_opts = {k: v for k, v in OmegaConf.to_container(cfg.attention, resolve=True).items() if k != "name"}
-    model_opts = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "name"}
-    common = {
-        "optimizer": instantiate(cfg.optimizer),
-        "scheduler": instantiate(cfg.scheduler),
-        "input_shape": (datamodule.in_chans, datamodule.image_size, datamodule.image_size),
-    }
-    if task == "detection":
-        common.update(class_names=datamodule.class_names, image_mean=datamodule.mean, image_std=datamodule.std)
+    attention = instantiate(cfg.attention)  # a partial: the backbone adds each slot's channels
+    backbone, module = _partial(cfg.backbone, "backbone"), _partial(cfg.model, "model")
     try:  # constructor checks: heads not dividing channels, even kernels, FPN widths, ...
-        backbone = create_backbone(
-            cfg.backbone.name,
-            in_chans=datamodule.in_chans,
-            attention=cfg.attention.name,
-            attention_options=attention_opts,
-            **backbone_opts,
+        return module(
+            backbone(in_chans=datamodule.in_chans, attention=attention),
+            optimizer=instantiate(cfg.optimizer),
+            scheduler=instantiate(cfg.scheduler),
+            **module_class.data_options(datamodule),
         )
-        module = DetectionModule if task == "detection" else ClassificationModule
-        return module(backbone, datamodule.num_classes, **common, **model_opts)
     except ValueError as err:
         raise LGAError(
-            f"cannot build model={task} backbone={cfg.backbone.name} attention={cfg.attention.name}: {err}"
+            f"cannot build {module_class.__name__} on {backbone.func.__name__} "
+            f"with attention={cfg.attention.name}: {err}"
         ) from None
 
 
@@ -144,6 +145,23 @@ def _check_resumable(checkpoint: Path, model: TaskModule, identity: dict[str, An
         )
 
 
+def _configured_callbacks(cfg: DictConfig, *, with_loggers: bool) -> list[Callback]:
+    """The callbacks of ``conf/callbacks`` (an entry set to null is off). A learning-rate
+    monitor needs a logger, so ``logger=none`` drops it."""
+    callbacks = []
+    for name, node in cfg.callbacks.items():
+        if node is None:
+            continue
+        try:
+            callback = instantiate(node)
+        except InstantiationException as err:
+            raise LGAError(f"callbacks.{name}: {err}") from None
+        if isinstance(callback, LearningRateMonitor) and not with_loggers:
+            continue
+        callbacks.append(callback)
+    return callbacks
+
+
 def _set_threads(cfg: DictConfig) -> None:
     """Intra-op threads from what this job was given (see :func:`lga.runtime.choose_threads`)."""
     launcher = OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
@@ -164,78 +182,91 @@ def _test_set(datamodule) -> int | None:
     return len(data["test"]) if "test" in data else None
 
 
-def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
-    """Train and test one configuration; returns its metrics and cost.
+def _resume_point(cfg: DictConfig, model: TaskModule, identity: dict[str, Any]) -> str | None:
+    """``last.ckpt`` of this run directory, if there is one this configuration wrote: a run restarted
+    in the same directory (same hydra.run.dir / sweep.dir, or a SLURM requeue) continues from it."""
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    _check_resumable(last, model, identity)
+    log.info("resuming from %s", last)
+    return str(last)
 
-    Raises :class:`lga.runtime.Interrupted` on SIGTERM/SIGINT (at a batch boundary),
-    :class:`lga.callbacks.Diverged` on a non-finite loss, :class:`LGAError` on bad input.
-    """
-    _set_threads(cfg)
-    L.seed_everything(cfg.seed, workers=True)
-    output_dir = Path(cfg.paths.output_dir)
-    axes = _job_axes(cfg)
-    datamodule = _build_datamodule(cfg)
-    model = build_model(cfg, datamodule)
-    if cfg.runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    identity = run_identity(cfg)
-    # resume: a run restarted in the same directory (same hydra.run.dir / sweep.dir, or a
-    # SLURM requeue of the same job) continues from its last checkpoint
-    last = output_dir / "checkpoints" / "last.ckpt"
-    resume_from = str(last) if last.is_file() else None
-    if resume_from:
-        _check_resumable(last, model, identity)
-        log.info("resuming from %s", resume_from)
 
+def _loggers(cfg: DictConfig, axes: dict[str, Any]) -> list:
     group, run_id = _sweep_identity()
-    loggers = build_loggers(
+    return build_loggers(
         cfg.logger,
-        save_dir=output_dir,
+        save_dir=Path(cfg.paths.output_dir),
         run_name=run_name(axes),
         group=group,
         tags=[axes["dataset"], axes["backbone"], axes["attention"], f"seed{axes['seed']}", *cfg.tags],
         config=OmegaConf.to_container(cfg, resolve=True),
         run_id=re.sub(r"[^A-Za-z0-9_-]", "-", run_id),
     )
-    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", monitor=model.monitor, mode="max", filename="best")
-    # save_last would refresh last.ckpt only when best.ckpt changes; resuming needs every epoch
-    last_checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="last", enable_version_counter=False)
-    clock = RunClock()
-    callbacks = [
-        checkpoint, last_checkpoint, EpochSeed(cfg.seed), StopOnSignal(signals), DivergenceGuard(),
-        clock, EpochLine(clock),
-        RunIdentity(identity), *([LearningRateMonitor(logging_interval="epoch")] if loggers else []),
-    ]  # fmt: skip
+
+
+def _trainer(cfg: DictConfig, loggers: list, callbacks: list[Callback]) -> L.Trainer:
     # under SLURM, submitit requeues (timeouts, preemption); Lightning's own requeue
     # would answer the same signal a second time
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
-    trainer_options = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_options["enable_progress_bar"] = _progress_bar(cfg)
-    trainer = L.Trainer(
-        **trainer_options,
-        plugins=plugins,
-        logger=loggers or False,
-        callbacks=callbacks,
-        default_root_dir=str(output_dir),
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    options["enable_progress_bar"] = _progress_bar(cfg)
+    return L.Trainer(
+        **options, plugins=plugins, logger=loggers or False, callbacks=callbacks, default_root_dir=cfg.paths.output_dir
     )
+
+
+def _check_trained(trainer: L.Trainer, datamodule) -> None:
+    if trainer.global_step == 0:
+        raise LGAError(
+            f"trained 0 steps: the training loader gave no batch ({len(datamodule.train_dataloader().dataset)} "
+            f"training images, batch size {datamodule.batch_size}, incomplete batches dropped); "
+            "lower dataset.batch_size or use more training data"
+        )
+
+
+def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
+    """Train and test one configuration; returns its metrics, cost, throughput and learned LGA weights.
+
+    Raises :class:`lga.runtime.Interrupted` on SIGTERM/SIGINT (at a batch boundary),
+    :class:`lga.callbacks.Diverged` on a non-finite loss, :class:`LGAError` on bad input.
+    """
+    _set_threads(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = _build_datamodule(cfg)
+    model = build_model(cfg, datamodule)
+    if cfg.runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    identity = run_identity(cfg)
+    resume_from = _resume_point(cfg, model, identity)
+    loggers = _loggers(cfg, _job_axes(cfg))
+
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    best = ModelCheckpoint(dirpath=checkpoints, monitor=model.monitor, mode="max", filename="best")
+    # save_last would refresh last.ckpt only when best.ckpt changes; resuming needs every epoch
+    last = ModelCheckpoint(dirpath=checkpoints, filename="last", enable_version_counter=False)
+    clock = RunClock()
+    # what resuming and the results rely on is always on; conf/callbacks adds the rest
+    callbacks = [
+        best, last, EpochSeed(cfg.seed), StopOnSignal(signals), DivergenceGuard(), clock, RunIdentity(identity),
+        *_configured_callbacks(cfg, with_loggers=bool(loggers)),
+    ]  # fmt: skip
+    trainer = _trainer(cfg, loggers, callbacks)
     failed = True
     try:
         with signals.deferred():
             trainer.fit(model, datamodule=datamodule, ckpt_path=resume_from)
-        train_time_s = clock.train_time_s  # now: testing from a checkpoint restores the clock's saved state
-        if trainer.global_step == 0:
-            raise LGAError(
-                f"trained 0 steps: the training loader gave no batch ({len(datamodule.train_dataloader().dataset)} "
-                f"training images, batch size {datamodule.batch_size}, incomplete batches dropped); "
-                "lower dataset.batch_size or use more training data"
-            )
+        _check_trained(trainer, datamodule)
+        # read now: testing from a checkpoint restores the callbacks' saved states
+        train_time_s = clock.train_time_s
+        lga_weights = next((list(c.history) for c in callbacks if isinstance(c, LGAWeights)), None)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.test:
-            ckpt = "best" if checkpoint.best_model_path else None
+            tested = "best" if best.best_model_path else None
             with signals.deferred():
-                results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
-            for result in results:
-                metrics.update({k: float(v) for k, v in result.items()})
+                results = trainer.test(model, datamodule=datamodule, ckpt_path=tested, verbose=False)
+            metrics.update({k: float(v) for result in results for k, v in result.items()})
         failed = False
     finally:
         finish_loggers(loggers, failed=failed)
@@ -246,6 +277,7 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
         "flops": model.cost["flops"],
         "train_time_s": round(train_time_s, 2),
         "throughput": clock.summary(),
+        "lga_weights": lga_weights or None,
         "threads": torch.get_num_threads(),
         "resumed_from": resume_from,
         "monitor": model.monitor,

@@ -136,9 +136,15 @@ def test_dense_depthwise_matches_conv2d(size, kernel):
     assert torch.autograd.gradcheck(dense, (x, conv.weight, conv.bias))
 
 
-def test_dense_depthwise_is_used_only_where_cheaper():
-    assert dense_is_cheaper(7, 7, 11) and dense_is_cheaper(1, 1, 3)
-    assert not dense_is_cheaper(7, 7, 7) and not dense_is_cheaper(14, 14, 11)
+@pytest.mark.parametrize("size, dense_kernels", [((7, 7), [11]), ((2, 2), [3, 5, 7, 11]), ((14, 14), [])])
+def test_fast_block_runs_dense_depthwise_only_on_maps_smaller_than_the_kernel(size, dense_kernels, monkeypatch):
+    """The forward routes each depthwise conv with more taps than the map has pixels through the dense form."""
+    calls = []
+    original = DenseDepthwise.apply
+    monkeypatch.setattr(DenseDepthwise, "apply", lambda *args: calls.append(args[1].shape[-1]) or original(*args))
+    LocalGlobalAttention(12, num_heads=3)(torch.randn(2, 12, *size))
+    assert sorted(calls) == dense_kernels
+    assert all(dense_is_cheaper(*size, k) for k in dense_kernels)
 
 
 def test_reference_gradcheck():

@@ -1,7 +1,9 @@
+from functools import partial
+
 import pytest
 import torch
 
-from lga.attention import list_attentions
+from lga.attention import create_attention, list_attentions
 from lga.backbones import create_backbone
 
 ATTENTIONS = [a for a in list_attentions() if a != "lga_reference"]  # same function as lga, slower
@@ -14,7 +16,14 @@ CASES = [("mobilenetv3", {"width_mult": 0.5}, p) for p in ("last", "stages", "se
 @pytest.mark.parametrize("backbone, options, placement", CASES, ids=lambda v: v if isinstance(v, str) else "")
 def test_every_attention_backbone_placement_trains(attention, backbone, options, placement):
     torch.manual_seed(0)
-    model = create_backbone(backbone, in_chans=1, stem_stride=1, attention=attention, placement=placement, **options)
+    model = create_backbone(
+        backbone,
+        in_chans=1,
+        stem_stride=1,
+        attention=partial(create_attention, attention),
+        placement=placement,
+        **options,
+    )
     x = torch.randn(2, 1, 32, 32)
     maps = model(x)
     assert list(maps) == ["0", "1", "2"]

@@ -10,21 +10,34 @@ from tests.conftest import ROOT
 
 def test_default_config_composes(compose_cfg):
     cfg = compose_cfg()
-    assert (cfg.dataset.name, cfg.backbone.name, cfg.attention.name) == ("mnist_5k", "mobilenetv3", "lga")
+    assert (cfg.dataset.name, cfg.attention.name) == ("mnist_5k", "lga")
+    assert cfg.backbone._target_ == "lga.backbones.mobilenetv3.MobileNetV3"
+    assert cfg.model._target_ == "lga.models.classification.ClassificationModule" and cfg.model._partial_
     assert cfg.trainer.max_epochs == 10 and cfg.logger.backend.value == "wandb"
 
 
+def _schema_of(yaml_path) -> str:
+    """The schema a group option's yaml builds on: its defaults entry /schema/<group>/<name>@_here_."""
+    return next(
+        d.split("/")[-1].split("@")[0] for d in OmegaConf.load(yaml_path).defaults if str(d).startswith("/schema/")
+    )
+
+
 def test_config_groups_map_one_to_one_to_registries():
-    """Every registered block/backbone has a yaml of its name, and every yaml names a registered one."""
+    """Every registered block/backbone has a yaml, and every yaml builds on a registered one."""
     assert sorted(p.stem for p in (ROOT / "conf/attention").glob("*.yaml")) == list_attentions()
-    backbone_yamls = {p.stem: OmegaConf.load(p).name for p in (ROOT / "conf/backbone").glob("*.yaml")}
-    assert set(list_backbones()) <= set(backbone_yamls)
-    assert set(backbone_yamls.values()) <= set(list_backbones())
+    backbone_schemas = {p.stem: _schema_of(p) for p in (ROOT / "conf/backbone").glob("*.yaml")}
+    assert set(list_backbones()) <= set(backbone_yamls := backbone_schemas.values())
+    assert set(backbone_yamls) <= set(list_backbones())
 
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (ROOT / "conf/backbone").glob("*.yaml")))
 def test_backbone_yamls_compose(compose_cfg, option):
-    assert compose_cfg(f"backbone={option}").backbone.name in list_backbones()
+    from hydra.utils import get_class
+
+    from lga.backbones.registry import _BACKBONES
+
+    assert get_class(compose_cfg(f"backbone={option}").backbone._target_) in _BACKBONES.values()
 
 
 def test_paper_scale_experiment(compose_cfg):
@@ -53,7 +66,7 @@ def test_released_experiment_puts_the_released_block_on_the_24_channel_stride_32
 def test_attention_yaml_is_validated_by_its_schema(compose_cfg, name):
     cfg = compose_cfg(f"attention={name}")
     assert cfg.attention.name == name
-    assert set(cfg.attention) - {"name"} == set(attention_options(name))
+    assert set(cfg.attention) - {"name", "_target_", "_partial_", "_convert_"} == set(attention_options(name))
 
 
 def test_unknown_attention_lists_the_valid_ones(compose_cfg):

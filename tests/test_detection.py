@@ -11,6 +11,7 @@ import pytest
 import torch
 from torchvision.io import write_png
 
+from lga.attention import create_attention
 from lga.backbones import create_backbone
 from lga.data import (
     AnnotationError,
@@ -288,7 +289,9 @@ def test_one_batch_train_and_eval(detector, placement, tmp_path):
         object_size=(8, 16),
         batch_size=2,
     )
-    backbone = create_backbone("mobilenetv3", in_chans=1, attention="lga", stem_stride=2, placement=placement)
+    backbone = create_backbone(
+        "mobilenetv3", in_chans=1, attention=partial(create_attention, "lga"), stem_stride=2, placement=placement
+    )
     model = DetectionModule(
         backbone, 10, optimizer=partial(torch.optim.AdamW, lr=1e-3), detector=detector, fpn_channels=32, head_convs=1,
         image_mean=dm.mean, image_std=dm.std, input_shape=(1, 64, 64),
@@ -363,13 +366,15 @@ def test_detection_dataset_with_classification_model_is_a_clear_error(run_lga):
 
 
 def test_default_detection_config_is_paper_scale(compose_cfg):
+    from hydra.utils import instantiate
+
+    from lga.train import build_model
+
     cfg = compose_cfg("task=detection")
-    assert cfg.model.name == "detection" and cfg.dataset.name == "tiny_objects" and cfg.backbone.stem_stride == 2
+    assert cfg.hydra.runtime.choices.model == "detection" and cfg.dataset.name == "tiny_objects"
+    assert cfg.backbone.stem_stride == 2
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        backbone = create_backbone(cfg.backbone.name, in_chans=1, attention=cfg.attention.name, stem_stride=2)
-        model = DetectionModule(
-            backbone, 10, optimizer=torch.optim.AdamW, image_mean=[0.5], image_std=[0.25],
-            **{k: v for k, v in cfg.model.items() if k != "name"},
-        )  # fmt: skip
+        model = build_model(cfg, instantiate(cfg.dataset))
+    assert isinstance(model, DetectionModule)
     assert 1.0e6 < model.cost["params"] < 1.4e6  # the paper's detector: about 1.2 M

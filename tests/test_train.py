@@ -163,11 +163,22 @@ def test_ddp_two_cpu_processes(run_lga, tmp_path):
     assert result["metrics"]["test/top1"] == pytest.approx(_accuracy_of(tmp_path / "run", "best.ckpt", 2000), abs=1e-6)
 
 
+def _signal_once_written(proc, path: Path, signum: int, settle: float = 0.0) -> None:
+    """Send ``signum`` to a running ``proc`` as soon as ``path`` exists (after ``settle`` seconds)."""
+    import time
+
+    deadline = time.monotonic() + 300
+    while not path.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(settle)
+    assert proc.poll() is None, f"the run finished before {path.name} appeared"
+    proc.send_signal(signum)
+
+
 def test_killed_run_resumes_to_the_same_result(run_lga, start_lga, tmp_path):
     """Kill a run mid-training, re-run the same command: it resumes from last.ckpt, ends with the
     metrics of an uninterrupted run, and continues the same W&B run."""
     import signal
-    import time
 
     args = [
         "trainer.max_epochs=4", "trainer.limit_train_batches=12", "trainer.limit_val_batches=1",
@@ -180,12 +191,7 @@ def test_killed_run_resumes_to_the_same_result(run_lga, start_lga, tmp_path):
     run_dir = tmp_path / "resumed"
     victim = start_lga(*args, f"hydra.run.dir={run_dir}")
     last = run_dir / "checkpoints/last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.5)  # let the checkpoint file be written completely
-    assert victim.poll() is None, "the run finished before it could be killed"
-    victim.send_signal(signal.SIGKILL)
+    _signal_once_written(victim, last, signal.SIGKILL, settle=0.5)  # let the checkpoint be written completely
     victim.wait()
     assert not (run_dir / "result.json").exists()
 
@@ -313,7 +319,6 @@ def test_sigterm_stops_a_sweep_with_a_summary_and_it_resumes(run_lga, start_lga,
     """A real SIGTERM to `run.py -m` during its second job: non-zero exit, the summary lists the
     finished job and the interrupted one, and the same command finishes the sweep from last.ckpt."""
     import signal
-    import time
 
     sweep = tmp_path / "sweep"
     args = [
@@ -323,11 +328,7 @@ def test_sigterm_stops_a_sweep_with_a_summary_and_it_resumes(run_lga, start_lga,
     ]  # fmt: skip
     victim = start_lga(*args)
     last = sweep / "1/checkpoints/last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert victim.poll() is None, "the sweep finished before it could be interrupted"
-    victim.send_signal(signal.SIGTERM)
+    _signal_once_written(victim, last, signal.SIGTERM)
     assert victim.wait(timeout=120) == 128 + signal.SIGTERM
     rows = _summary(sweep)
     assert [(r["attention"], r["status"]) for r in rows] == [("none", "ok"), ("se", "interrupted")]
@@ -342,7 +343,6 @@ def test_sigterm_stops_a_sweep_with_a_summary_and_it_resumes(run_lga, start_lga,
 def test_sigint_interrupts_a_single_run_which_resumes(run_lga, start_lga, tmp_path):
     """Ctrl-C (a real SIGINT) during training: exit 130, status interrupted, last.ckpt left; re-run resumes."""
     import signal
-    import time
 
     run_dir = tmp_path / "run"
     args = ["trainer.max_epochs=3", "trainer.limit_train_batches=10", "trainer.limit_val_batches=1",
@@ -350,11 +350,7 @@ def test_sigint_interrupts_a_single_run_which_resumes(run_lga, start_lga, tmp_pa
             "logger=none", f"hydra.run.dir={run_dir}"]  # fmt: skip
     victim = start_lga(*args)
     last = run_dir / "checkpoints/last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.is_file() and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert victim.poll() is None, "the run finished before it could be interrupted"
-    victim.send_signal(signal.SIGINT)
+    _signal_once_written(victim, last, signal.SIGINT)
     assert victim.wait(timeout=120) == 128 + signal.SIGINT
     result = _result(run_dir)
     assert result["status"] == "interrupted" and "interrupted by SIGINT" in result["error"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn
 
-from ..attention import create_attention
+# channels -> attention block; Hydra builds one from conf/attention (a partial of create_attention)
+AttentionFactory = Callable[..., nn.Module]
 
 
 class Backbone(nn.Module):
@@ -20,10 +21,20 @@ class Backbone(nn.Module):
     attention block(s) chosen by ``placement`` sit after stages:
 
     - ``last``: one block after the last stage (the LGA paper's choice);
-    - ``stages``: one block after every stage.
+    - ``stages``: one block after every stage;
+    - what :meth:`extra_placements` adds (inside the blocks).
 
-    Subclasses build ``self.stem``, ``self.stages`` (ModuleList), ``self.stage_channels``
-    and ``self.stage_strides``, then call ``_build_attention``.
+    Args (shared by every backbone; subclasses take their own and pass these on):
+        in_chans: input channels.
+        stem_stride: 2 is ImageNet's; 1 keeps 28-32 px inputs from collapsing to 1x1.
+        attention: ``attention(channels=C)`` builds a block for a C-channel map, e.g.
+            ``functools.partial(lga.attention.create_attention, "lga")``; ``None``: no attention.
+        placement: where the blocks go (above).
+        num_outputs: how many of the coarsest stage maps ``forward`` returns.
+
+    Subclasses call ``super().__init__(**kwargs)``, build ``self.stem``, ``self.stages``
+    (ModuleList), ``self.stage_channels`` and ``self.stage_strides``, then call
+    ``self._build_attention()``.
     """
 
     stem: nn.Module
@@ -31,29 +42,42 @@ class Backbone(nn.Module):
     stage_channels: list[int]
     stage_strides: list[int]
 
-    def _build_attention(
+    def __init__(
         self,
-        attention: str,
-        attention_options: Mapping[str, Any] | None,
-        placement: str,
-        num_outputs: int,
+        *,
+        in_chans: int = 3,
+        stem_stride: int = 2,
+        attention: Optional[AttentionFactory] = None,
+        placement: str = "last",
+        num_outputs: int = 3,
     ) -> None:
-        if num_outputs < 1 or num_outputs > len(self.stages):
-            raise ValueError(f"num_outputs must be between 1 and {len(self.stages)}, got {num_outputs}")
-        options = dict(attention_options or {})
-        slots = {"last": [len(self.stages) - 1], "stages": list(range(len(self.stages)))}
-        slots.update({p: [] for p in self.extra_placements()})  # attention inside the blocks
-        if placement not in slots:
+        super().__init__()
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+        valid = ("last", "stages", *self.extra_placements())
+        if placement not in valid:
             raise ValueError(
-                f"unknown attention placement {placement!r} for {type(self).__name__}; valid: {', '.join(slots)}"
+                f"unknown attention placement {placement!r} for {type(self).__name__}; valid: {', '.join(valid)}"
             )
-        self.attention_name, self.placement = attention, placement
-        self.attention = nn.ModuleDict(
-            {str(i): create_attention(attention, self.stage_channels[i], **options) for i in slots[placement]}
+        self.in_chans, self.stem_stride, self.placement, self.num_outputs = (
+            in_chans,
+            stem_stride,
+            placement,
+            num_outputs,
         )
-        self.num_outputs = num_outputs
-        self.out_channels = self.stage_channels[-num_outputs:]
-        self.strides = self.stage_strides[-num_outputs:]
+        self.attention_factory = attention
+
+    def make_attention(self, channels: int) -> nn.Module:
+        """A block from the attention factory for a ``channels``-channel map (identity without one)."""
+        return nn.Identity() if self.attention_factory is None else self.attention_factory(channels=channels)
+
+    def _build_attention(self) -> None:
+        if not 1 <= self.num_outputs <= len(self.stages):
+            raise ValueError(f"num_outputs must be between 1 and {len(self.stages)}, got {self.num_outputs}")
+        slots = {"last": [len(self.stages) - 1], "stages": list(range(len(self.stages)))}.get(self.placement, [])
+        self.attention = nn.ModuleDict({str(i): self.make_attention(self.stage_channels[i]) for i in slots})
+        self.out_channels = self.stage_channels[-self.num_outputs :]
+        self.strides = self.stage_strides[-self.num_outputs :]
 
     def extra_placements(self) -> Sequence[str]:
         """Placements a backbone supports beyond ``last`` and ``stages``."""

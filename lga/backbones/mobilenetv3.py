@@ -6,13 +6,12 @@ Howard et al., "Searching for MobileNetV3", ICCV 2019.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Mapping
+from typing import Any
 
 from torch import nn
 from torchvision.models.mobilenetv3 import InvertedResidual, _mobilenet_v3_conf
 from torchvision.ops.misc import Conv2dNormActivation
 
-from ..attention import create_attention
 from .base import Backbone
 from .registry import register_backbone
 
@@ -30,47 +29,31 @@ class MobileNetV3(Backbone):
     Args:
         variant: ``small`` or ``large``.
         width_mult: channel multiplier (torchvision's rounding to multiples of 8).
-        in_chans: input channels (1 for MNIST-like data).
-        stem_stride: stride of the first conv. 2 is ImageNet's; 1 keeps 28x28 or
-            32x32 inputs from collapsing to 1x1 at the last stage.
-        attention: registered attention name; ``attention_options`` its options.
+        in_chans, stem_stride, attention, num_outputs: see :class:`Backbone`.
         placement: ``last`` (default, the paper's), ``stages``, or ``se`` (the
             attention block replaces each block's own squeeze-excitation).
-        num_outputs: how many of the coarsest stage maps ``forward`` returns.
     Shape: (B, in_chans, H, W) -> OrderedDict of (B, C_i, H / s_i, W / s_i).
     """
 
-    def __init__(
-        self,
-        *,
-        variant: str = "small",
-        width_mult: float = 1.0,
-        in_chans: int = 3,
-        stem_stride: int = 2,
-        attention: str = "none",
-        attention_options: Mapping[str, Any] | None = None,
-        placement: str = "last",
-        num_outputs: int = 3,
-    ) -> None:
-        super().__init__()
+    def __init__(self, *, variant: str = "small", width_mult: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if variant not in VARIANTS:
             raise ValueError(f"unknown MobileNetV3 variant {variant!r}; valid: {', '.join(VARIANTS)}")
-        if stem_stride not in (1, 2):
-            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
         settings, _ = _mobilenet_v3_conf(f"mobilenet_v3_{variant}", width_mult=width_mult)
         # torchvision's momentum 0.01 suits long ImageNet schedules; on short runs the
         # running statistics lag far behind and evaluation collapses to chance
         norm = partial(nn.BatchNorm2d, eps=0.001, momentum=0.1)
-        if placement == "se":
-            options = dict(attention_options or {})
-            se_layer = lambda channels, _squeeze: create_attention(attention, channels, **options)  # noqa: E731
-        else:
-            se_layer = None
+        se_layer = (lambda channels, _squeeze: self.make_attention(channels)) if self.placement == "se" else None
 
         self.stem = Conv2dNormActivation(
-            in_chans, settings[0].input_channels, 3, stride=stem_stride, norm_layer=norm, activation_layer=nn.Hardswish
+            self.in_chans,
+            settings[0].input_channels,
+            3,
+            stride=self.stem_stride,
+            norm_layer=norm,
+            activation_layer=nn.Hardswish,
         )
-        stages, channels, strides, stride = [], [], [], stem_stride
+        stages, channels, strides, stride = [], [], [], self.stem_stride
         for cfg in settings:
             if cfg.stride > 1 or not stages:
                 stages.append([])
@@ -82,7 +65,7 @@ class MobileNetV3(Backbone):
             channels[-1] = cfg.out_channels
         self.stages = nn.ModuleList(nn.Sequential(*blocks) for blocks in stages)
         self.stage_channels, self.stage_strides = channels, strides
-        self._build_attention(attention, attention_options, placement, num_outputs)
+        self._build_attention()
 
     def extra_placements(self):
         return ("se",)

@@ -5,7 +5,7 @@ He et al., "Deep Residual Learning for Image Recognition", CVPR 2016.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from torch import nn
 from torchvision.models.resnet import BasicBlock
@@ -21,30 +21,18 @@ class ResNet18(Backbone):
     Args:
         width: channels of the first stage (64 is the standard network; 18 gives
             about 0.9 M parameters, the LGA paper's width-scaled detector backbone).
-        in_chans: input channels.
         stem_stride: 2 is ImageNet's stem (7x7 stride-2 conv + max-pool, stride 4 in
             all); 1 is a 3x3 stride-1 conv without pooling, for 28-32 px inputs.
-        attention, attention_options, placement, num_outputs: see :class:`Backbone`.
+        in_chans, attention, placement, num_outputs: see :class:`Backbone`.
     Shape: (B, in_chans, H, W) -> OrderedDict of (B, C_i, H / s_i, W / s_i).
     """
 
-    def __init__(
-        self,
-        *,
-        width: int = 64,
-        in_chans: int = 3,
-        stem_stride: int = 2,
-        attention: str = "none",
-        attention_options: Mapping[str, Any] | None = None,
-        placement: str = "last",
-        num_outputs: int = 3,
-    ) -> None:
-        super().__init__()
-        if stem_stride not in (1, 2):
-            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
+    def __init__(self, *, width: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         if width <= 0:
             raise ValueError(f"width must be positive, got {width!r}")
-        if stem_stride == 2:
+        in_chans = self.in_chans
+        if self.stem_stride == 2:
             self.stem = nn.Sequential(
                 nn.Conv2d(in_chans, width, 7, stride=2, padding=3, bias=False),
                 nn.BatchNorm2d(width), nn.ReLU(inplace=True),
@@ -55,7 +43,7 @@ class ResNet18(Backbone):
                 nn.Conv2d(in_chans, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
             )
         stages, channels, strides = [], [], []
-        in_ch, stride = width, 4 if stem_stride == 2 else 1  # the ImageNet stem's conv + max-pool
+        in_ch, stride = width, 4 if self.stem_stride == 2 else 1  # the ImageNet stem's conv + max-pool
         for i, mult in enumerate((1, 2, 4, 8)):
             out_ch, block_stride = width * mult, 1 if i == 0 else 2
             downsample = None
@@ -72,4 +60,4 @@ class ResNet18(Backbone):
             in_ch = out_ch
         self.stages = nn.ModuleList(stages)
         self.stage_channels, self.stage_strides = channels, strides
-        self._build_attention(attention, attention_options, placement, num_outputs)
+        self._build_attention()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 from urllib.parse import urlparse
 
 import lightning as L
@@ -40,8 +40,10 @@ class SeededShuffleSampler(Sampler[int]):
         return self.size
 
 
-def training_loader(dataset: Dataset, batch_size: int, collate_fn: Callable | None = None) -> DataLoader:
-    """Shuffled by a :class:`SeededShuffleSampler`, full batches only."""
+def training_loader(
+    dataset: Dataset, batch_size: int, collate_fn: Callable | None = None, **options: Any
+) -> DataLoader:
+    """Shuffled by a :class:`SeededShuffleSampler`, full batches only; ``options`` go to the DataLoader."""
     # a private generator: creating the iterator then draws nothing from the global RNG
     return DataLoader(
         dataset,
@@ -50,6 +52,7 @@ def training_loader(dataset: Dataset, batch_size: int, collate_fn: Callable | No
         drop_last=True,
         collate_fn=collate_fn,
         generator=torch.Generator(),
+        **options,
     )
 
 

@@ -6,7 +6,7 @@ import json
 import warnings
 from functools import cached_property
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping
 
 from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, check_box, target
 
@@ -79,25 +79,14 @@ class COCODataModule(DetectionDataModule):
     """
 
     def __init__(
-        self,
-        *,
-        name: str,
-        annotations: Mapping[str, str],
-        images: Mapping[str, str],
-        image_size: int = 640,
-        in_chans: int = 3,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        batch_size: int = 8,
-        eval_batch_size: int = 16,
+        self, *, annotations: Mapping[str, str], images: Mapping[str, str], image_size: int = 640, **kwargs: Any
     ) -> None:
-        super().__init__(
-            name=name, image_size=image_size, in_chans=in_chans, mean=mean, std=std,
-            batch_size=batch_size, eval_batch_size=eval_batch_size,
-        )  # fmt: skip
+        super().__init__(image_size=image_size, **kwargs)
         missing = [s for s in ("train", "val") if s not in annotations or s not in images]
         if missing:
-            raise ValueError(f"dataset {name!r}: annotations and images need the splits {missing} (test is optional)")
+            raise ValueError(
+                f"dataset {self.name!r}: annotations and images need the splits {missing} (test is optional)"
+            )
         self.annotations, self.images = dict(annotations), dict(images)
 
     @cached_property

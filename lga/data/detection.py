@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -99,6 +99,7 @@ class DetectionDataModule(L.LightningDataModule):
         in_chans: 1 (images decoded as grayscale) or 3.
         mean, std: per channel, of [0, 1] pixels (default: ImageNet's for 3 channels).
         batch_size, eval_batch_size: images per training / evaluation batch.
+        num_workers: loader processes that read and decode images (0: the main process).
     """
 
     task = "detection"
@@ -114,6 +115,7 @@ class DetectionDataModule(L.LightningDataModule):
         std: Sequence[float] | None = None,
         batch_size: int = 8,
         eval_batch_size: int = 16,
+        num_workers: int = 0,
     ) -> None:
         super().__init__()
         if in_chans not in (1, 3):
@@ -123,7 +125,7 @@ class DetectionDataModule(L.LightningDataModule):
         self.std = list(std) if std is not None else list(IMAGENET_STD if in_chans == 3 else (0.25,))
         if len(self.mean) != in_chans or len(self.std) != in_chans:
             raise ValueError(f"mean and std need {in_chans} values (one per channel), got {self.mean} and {self.std}")
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.data: dict[str, DetectionDataset] = {}
 
     @property
@@ -141,14 +143,17 @@ class DetectionDataModule(L.LightningDataModule):
             records, source = self.read_split(split)
             self.data[split] = DetectionDataset(records=drop_unreadable(records, source), in_chans=self.in_chans)
 
+    def _workers(self) -> dict[str, Any]:
+        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+
     def train_dataloader(self) -> DataLoader:
-        return training_loader(self.data["train"], self.batch_size, collate_fn=collate)
+        return training_loader(self.data["train"], self.batch_size, collate_fn=collate, **self._workers())
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.data["val"], batch_size=self.eval_batch_size, collate_fn=collate)
+        return DataLoader(self.data["val"], batch_size=self.eval_batch_size, collate_fn=collate, **self._workers())
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.data["test"], batch_size=self.eval_batch_size, collate_fn=collate)
+        return DataLoader(self.data["test"], batch_size=self.eval_batch_size, collate_fn=collate, **self._workers())
 
 
 def drop_unreadable(records: list[AnnotatedImage], source: str) -> list[AnnotatedImage]:

@@ -47,14 +47,19 @@ def check_options(image_size: int, object_size: Sequence[int], objects_per_image
         raise ValueError(f"objects_per_image must be [min, max] with 0 <= min <= max, got {list(objects_per_image)}")
 
 
+DEFAULT_OBJECT_SIZE, DEFAULT_OBJECTS = (8, 32), (3, 30)
+# generate()'s options that shape the canvases (the data module adds the size and a seed per split)
+CANVAS_OPTIONS = ("object_size", "objects_per_image", "clutter", "max_overlap", "noise")
+
+
 def generate(
     items: torch.Tensor,
     labels: torch.Tensor,
     count: int,
     *,
     image_size: int = 256,
-    object_size: Sequence[int] = (8, 32),
-    objects_per_image: Sequence[int] = (3, 30),
+    object_size: Sequence[int] = DEFAULT_OBJECT_SIZE,
+    objects_per_image: Sequence[int] = DEFAULT_OBJECTS,
     clutter: int = 8,
     max_overlap: float = 0.3,
     noise: float = 12.0,
@@ -123,47 +128,44 @@ class TinyObjectsDataModule(DetectionDataModule):
             items (``search_dirs``, ``train_files``, ``test_files``, ``hint``, ...).
         class_names: one per label of the source.
         num_train, num_val, num_test: canvases per split.
-        image_size, object_size, objects_per_image, clutter, max_overlap, noise: see
-            :func:`generate`.
+        image_size, and (through ``kwargs``) object_size, objects_per_image, clutter,
+            max_overlap, noise: see :func:`generate`.
         seed: fixes the canvases (not the training run's seed: every run of a sweep sees
             the same data).
-        mean, std, batch_size, eval_batch_size: see :class:`DetectionDataModule`.
+        in_chans (always 1), mean, std, name, batch_size, eval_batch_size, num_workers: see
+            :class:`DetectionDataModule`.
     """
+
+    # generate()'s canvas options arrive through **kwargs; the config schema lists them as this module's
+    forwarded = (generate, CANVAS_OPTIONS)
 
     def __init__(
         self,
         *,
-        name: str,
         source: dict[str, Any],
         class_names: Sequence[str] = DIGIT_NAMES,
         num_train: int = 1000,
         num_val: int = 200,
         num_test: int = 200,
         image_size: int = 256,
-        object_size: Sequence[int] = (8, 32),
-        objects_per_image: Sequence[int] = (3, 30),
-        clutter: int = 8,
-        max_overlap: float = 0.3,
-        noise: float = 12.0,
         seed: int = 0,
+        in_chans: int = 1,
         mean: Sequence[float] = (0.06,),
         std: Sequence[float] = (0.18,),
-        batch_size: int = 8,
-        eval_batch_size: int = 16,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            name=name, image_size=image_size, in_chans=1, mean=mean, std=std,
-            batch_size=batch_size, eval_batch_size=eval_batch_size,
-        )  # fmt: skip
-        self.source = IDXClassificationDataModule(name=f"{name} source", **source)
+        if in_chans != 1:
+            raise ValueError(f"tiny_objects canvases are grayscale: in_chans must be 1, got {in_chans}")
+        canvas = {k: kwargs.pop(k) for k in CANVAS_OPTIONS if k in kwargs}
+        super().__init__(image_size=image_size, in_chans=1, mean=mean, std=std, **kwargs)
+        self.source = IDXClassificationDataModule(name=f"{self.name} source", **source)
         self.class_names = list(class_names)
         self.sizes = {"train": num_train, "val": num_val, "test": num_test}
-        self.options = dict(
-            image_size=image_size, object_size=tuple(object_size), objects_per_image=tuple(objects_per_image),
-            clutter=clutter, max_overlap=max_overlap, noise=noise,
-        )  # fmt: skip
+        self.options = {"image_size": image_size, **canvas}
         self.seed = seed
-        check_options(image_size, object_size, objects_per_image)
+        check_options(
+            image_size, canvas.get("object_size", DEFAULT_OBJECT_SIZE), canvas.get("objects_per_image", DEFAULT_OBJECTS)
+        )
 
     def prepare_data(self) -> None:
         self.source.prepare_data()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, check_box, target
 
@@ -80,21 +80,13 @@ class VOCDataModule(DetectionDataModule):
     def __init__(
         self,
         *,
-        name: str,
         root: str,
         splits: dict[str, str] | None = None,
         class_names: Sequence[str] = VOC_CLASSES,
         image_size: int = 512,
-        in_chans: int = 3,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        batch_size: int = 8,
-        eval_batch_size: int = 16,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(
-            name=name, image_size=image_size, in_chans=in_chans, mean=mean, std=std,
-            batch_size=batch_size, eval_batch_size=eval_batch_size,
-        )  # fmt: skip
+        super().__init__(image_size=image_size, **kwargs)
         self.root, self.class_names = Path(root), list(class_names)
         self.splits = dict(splits or {"train": "train", "val": "val", "test": "val"})
 

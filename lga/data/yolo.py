@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import yaml
 from PIL import Image
@@ -129,22 +129,8 @@ class YOLODataModule(DetectionDataModule):
         The rest: see :class:`DetectionDataModule`.
     """
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        data: str,
-        image_size: int = 640,
-        in_chans: int = 3,
-        mean: Sequence[float] | None = None,
-        std: Sequence[float] | None = None,
-        batch_size: int = 8,
-        eval_batch_size: int = 16,
-    ) -> None:
-        super().__init__(
-            name=name, image_size=image_size, in_chans=in_chans, mean=mean, std=std,
-            batch_size=batch_size, eval_batch_size=eval_batch_size,
-        )  # fmt: skip
+    def __init__(self, *, data: str, image_size: int = 640, **kwargs: Any) -> None:
+        super().__init__(image_size=image_size, **kwargs)
         self.data_yaml = Path(data)
         self.class_names, self.splits = read_data_yaml(self.data_yaml)
 

@@ -1,6 +1,6 @@
 """LightningModules, heads and necks."""
 
-from .base import TaskModule
+from .base import TASK_MODULES, TaskModule
 from .classification import ClassificationModule
 from .cost import count_flops, count_params
 from .detection import DetectionModule, build_detector
@@ -8,6 +8,6 @@ from .heads import ClassificationHead
 from .necks import BackboneWithFPN
 
 __all__ = [
-    "BackboneWithFPN", "ClassificationHead", "ClassificationModule", "DetectionModule", "TaskModule",
+    "TASK_MODULES", "BackboneWithFPN", "ClassificationHead", "ClassificationModule", "DetectionModule", "TaskModule",
     "build_detector", "count_flops", "count_params",
 ]  # fmt: skip

@@ -1,73 +1,69 @@
-"""What every task's LightningModule shares: optimizer and schedule from config, cost logs."""
+"""What every task's LightningModule shares: optimizer and schedule from config, cost logs,
+and what it takes from the data."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import lightning as L
 import torch
 from torch.optim import Optimizer
 from torchmetrics import SumMetric
 
-from ..attention import LocalGlobalAttentionBase
+# task -> its LightningModule (every TaskModule subclass that sets ``task``), for the config schemas
+TASK_MODULES: dict[str, type["TaskModule"]] = {}
 
 
 class TaskModule(L.LightningModule):
-    """Base of lga's LightningModules.
+    """Base of lga's LightningModules; a new task is a subclass (and a yaml in ``conf/model``).
 
-    Subclasses set ``self.cost`` (``{"params", "flops"}``) and ``monitor`` (the
-    validation metric, higher is better, that picks the best checkpoint).
+    Subclasses set ``task`` (matched against the datamodule's ``task``), ``monitor`` (the
+    validation metric, higher is better, that picks the best checkpoint) and
+    ``self.cost`` (``{"params", "flops"}``); they take ``(backbone, num_classes, *, own
+    options..., **kwargs)`` and pass ``kwargs`` on here. :meth:`data_options` says what
+    the datamodule decides (``num_classes``, ``input_shape``, ...); the rest comes from
+    ``conf/model`` as a Hydra partial.
 
     Args:
         optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``).
         scheduler: ``(optimizer, total_steps=) -> LRScheduler`` stepped every batch, or None.
+        input_shape: (C, H, W) of the model's input, to count FLOPs.
     """
 
+    task: str
     monitor: str
     cost: dict[str, int]
+    data_options_names: tuple[str, ...] = ("num_classes", "input_shape")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "task" in vars(cls):
+            TASK_MODULES[cls.task] = cls
 
     def __init__(
         self,
         *,
         optimizer: Callable[..., Optimizer],
         scheduler: Optional[Callable[..., torch.optim.lr_scheduler.LRScheduler]] = None,
+        input_shape: tuple[int, int, int] = (1, 32, 32),
     ) -> None:
         super().__init__()
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.input_shape = tuple(input_shape)
         self.test_images = SumMetric()  # how many test images the test metrics cover (summed over processes)
+
+    @classmethod
+    def data_options(cls, datamodule: Any) -> dict[str, Any]:
+        """The constructor arguments the data decides (named in ``data_options_names``)."""
+        return {
+            "num_classes": datamodule.num_classes,
+            "input_shape": (datamodule.in_chans, datamodule.image_size, datamodule.image_size),
+        }
 
     def count_test_images(self, count: int) -> None:
         """Call from ``test_step``: logs ``test/images``, so a partial test set is visible as such."""
         self.test_images.update(count)
         self.log("test/images", self.test_images, on_step=False, on_epoch=True, reduce_fx="sum")
-
-    def track_lga_blocks(self) -> None:
-        """Find the model's LGA blocks and record their mean scale weights during validation
-        (call at the end of ``__init__``); :meth:`log_lga_blocks` logs them."""
-        self.lga_blocks = {name: m for name, m in self.named_modules() if isinstance(m, LocalGlobalAttentionBase)}
-        self._scale_means: dict[str, list[torch.Tensor]] = {}
-        for name, block in self.lga_blocks.items():
-            if block.scale_weight is not None:
-                block.register_forward_pre_hook(
-                    lambda mod, args, name=name: self._record_scale_weights(name, mod, args[0])
-                )
-
-    def _record_scale_weights(self, name: str, block: LocalGlobalAttentionBase, x: torch.Tensor) -> None:
-        trainer = self._trainer
-        if trainer is not None and trainer.validating and not trainer.sanity_checking:
-            with torch.no_grad():
-                self._scale_means.setdefault(name, []).append(block.scale_weights(x).mean((0, 2, 3)))
-
-    def log_lga_blocks(self) -> None:
-        """Log each LGA block's fusion weights (a_local, a_global) and mean scale weights."""
-        for name, block in self.lga_blocks.items():
-            prefix = f"lga/{name.replace('.', '/')}"
-            # sync_dist: under DDP each process saw different batches (the scale weights differ)
-            for branch, alpha in block.fusion_weights().items():
-                self.log(f"{prefix}/a_{branch}", alpha.detach(), sync_dist=True)
-            if self._scale_means.get(name):
-                for i, w in enumerate(torch.stack(self._scale_means.pop(name)).mean(0)):
-                    self.log(f"{prefix}/scale_w{i}", w, sync_dist=True)
 
     def on_fit_start(self) -> None:
         for logger in self.loggers:

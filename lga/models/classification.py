@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim import Optimizer
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
@@ -21,20 +20,18 @@ SPLITS = ("train", "val", "test")
 class ClassificationModule(TaskModule):
     """Backbone -> (attention inside the backbone) -> classification head, cross-entropy.
 
-    Logs ``{train,val,test}/{loss,top1,top5}`` (accuracy as a fraction), ``val/top1_best``,
-    the model's parameters and GFLOPs once, and for LGA blocks ``a_local``,
-    ``a_global`` and the mean scale weights every validation epoch.
+    Logs ``{train,val,test}/{loss,top1,top5}`` (accuracy as a fraction), ``val/top1_best``
+    and the model's parameters and GFLOPs once.
 
     Args:
         backbone: a :class:`lga.backbones.Backbone`.
         num_classes: outputs.
-        optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``).
-        scheduler: ``(optimizer, total_steps=) -> LRScheduler`` stepped every batch, or None.
         head_channels, dropout: see :class:`lga.models.heads.ClassificationHead`.
         label_smoothing: of the cross-entropy.
-        input_shape: (C, H, W) used to count FLOPs.
+        optimizer, scheduler, input_shape: see :class:`lga.models.TaskModule`.
     """
 
+    task = "classification"
     monitor = "val/top1"
 
     def __init__(
@@ -42,14 +39,12 @@ class ClassificationModule(TaskModule):
         backbone: nn.Module,
         num_classes: int,
         *,
-        optimizer: Callable[..., Optimizer],
-        scheduler: Optional[Callable[..., torch.optim.lr_scheduler.LRScheduler]] = None,
         head_channels: int = 0,
         dropout: float = 0.0,
         label_smoothing: float = 0.0,
-        input_shape: tuple[int, int, int] = (1, 32, 32),
+        **kwargs: Any,
     ) -> None:
-        super().__init__(optimizer=optimizer, scheduler=scheduler)
+        super().__init__(**kwargs)
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
         self.backbone = backbone
         self.head = ClassificationHead(
@@ -66,11 +61,7 @@ class ClassificationModule(TaskModule):
         self.losses = nn.ModuleDict({f"{split}_loss": MeanMetric() for split in SPLITS})
         self.val_top1_best = MaxMetric()
         self.val_top1_best.persistent(True)  # kept in checkpoints, so a resumed run knows its best
-        self.track_lga_blocks()
-        self.cost = {
-            "params": count_params(self),
-            "flops": count_flops(self, (1, *input_shape)),
-        }
+        self.cost = {"params": count_params(self), "flops": count_flops(self, (1, *self.input_shape))}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         *_, last = self.backbone(x).values()  # the coarsest map
@@ -104,4 +95,3 @@ class ClassificationModule(TaskModule):
             return
         self.val_top1_best(self.metrics["val_acc"]["top1"].compute())
         self.log("val/top1_best", self.val_top1_best.compute(), sync_dist=True)
-        self.log_lga_blocks()

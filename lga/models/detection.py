@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from lightning.pytorch.loggers import WandbLogger
 from torch import nn
-from torch.optim import Optimizer
 from torchmetrics import MaxMetric
 from torchmetrics.detection import MeanAveragePrecision
 from torchvision.models.detection import FCOS, RetinaNet
@@ -27,6 +26,13 @@ MAP_KEYS = {
     "map_50": "map50", "map": "map", "map_75": "map75", "map_small": "map_small",
     "map_medium": "map_medium", "map_large": "map_large", "mar_100": "mar100", "mar_small": "mar_small",
 }  # fmt: skip
+
+
+# build_detector's options that a config sets (image size and normalisation come from the data)
+DETECTOR_OPTIONS = (
+    "detector", "fpn_channels", "extra_levels", "head_convs", "anchor_scale", "score_thresh", "nms_thresh",
+    "detections_per_img",
+)  # fmt: skip
 
 
 def build_detector(
@@ -89,58 +95,49 @@ class DetectionModule(TaskModule):
     ``{val,test}/{map50,map,map75,map_small,map_medium,map_large,mar100,mar_small}``
     (fractions; -1 where a size class has no objects) and ``val/map50_best``. With a
     W&B logger, the first ``log_images`` validation images go to W&B each epoch with
-    their true boxes and the predictions scoring at least ``image_score_thresh``. LGA
-    blocks log their fusion and scale weights, as in classification.
+    their true boxes and the predictions scoring at least ``image_score_thresh``.
 
     Args:
         backbone: a :class:`lga.backbones.Backbone` returning stride 8/16/32 maps.
         num_classes: object classes (labels 0 .. num_classes-1).
-        optimizer, scheduler: as :class:`lga.models.ClassificationModule`.
         class_names: for the W&B images.
-        input_shape: (C, H, W) of the images: channels, and the side they are resized to.
         image_mean, image_std: per channel, of [0, 1] pixels (from the dataset).
+        input_shape: (C, H, W) of the images: channels, and the side they are resized to.
+        optimizer, scheduler: see :class:`lga.models.TaskModule`.
         The rest: see :func:`build_detector`.
     Input: a list of uint8 (C, H, W) images; in eval mode returns torchvision's
     detections, a list of ``{"boxes", "scores", "labels"}``.
     """
 
+    task = "detection"
     monitor = "val/map50"
+    data_options_names = ("num_classes", "input_shape", "class_names", "image_mean", "image_std")
+    # build_detector's options arrive through **kwargs; the config schema lists them as this module's
+    forwarded = (build_detector, DETECTOR_OPTIONS)
 
     def __init__(
         self,
         backbone: nn.Module,
         num_classes: int,
         *,
-        optimizer: Callable[..., Optimizer],
-        scheduler: Optional[Callable[..., torch.optim.lr_scheduler.LRScheduler]] = None,
-        detector: str = "fcos",
-        fpn_channels: int = 64,
-        extra_levels: int = 0,
-        head_convs: int = 2,
-        anchor_scale: Optional[float] = None,
         image_mean: Sequence[float] = (0.5,),
         image_std: Sequence[float] = (0.25,),
-        score_thresh: float = 0.05,
-        nms_thresh: float = 0.6,
-        detections_per_img: int = 100,
         log_images: int = 4,
         image_score_thresh: float = 0.3,
         class_names: Optional[Sequence[str]] = None,
-        input_shape: tuple[int, int, int] = (1, 256, 256),
+        **kwargs: Any,
     ) -> None:
-        super().__init__(optimizer=optimizer, scheduler=scheduler)
+        super().__init__(**{k: v for k, v in kwargs.items() if k not in DETECTOR_OPTIONS})
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
-        in_chans, image_size = input_shape[0], max(input_shape[1:])
+        in_chans, image_size = self.input_shape[0], max(self.input_shape[1:])
         if len(image_mean) != in_chans or len(image_std) != in_chans:
             raise ValueError(
                 f"image_mean and image_std need {in_chans} values (one per channel), "
                 f"got {list(image_mean)}, {list(image_std)}"
             )
         self.detector = build_detector(
-            backbone, num_classes, detector=detector, fpn_channels=fpn_channels, extra_levels=extra_levels,
-            head_convs=head_convs, anchor_scale=anchor_scale, image_size=image_size, image_mean=image_mean,
-            image_std=image_std, score_thresh=score_thresh, nms_thresh=nms_thresh,
-            detections_per_img=detections_per_img,
+            backbone, num_classes, image_size=image_size, image_mean=image_mean, image_std=image_std,
+            **{k: v for k, v in kwargs.items() if k in DETECTOR_OPTIONS},
         )  # fmt: skip
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.map_metrics = nn.ModuleDict(
@@ -151,8 +148,7 @@ class DetectionModule(TaskModule):
         )
         self.val_map50_best = MaxMetric()
         self.val_map50_best.persistent(True)
-        self.track_lga_blocks()
-        self.cost = {"params": count_params(self.detector), "flops": count_flops(self.detector, (1, *input_shape))}
+        self.cost = {"params": count_params(self.detector), "flops": count_flops(self.detector, (1, *self.input_shape))}
 
     @staticmethod
     def _as_float(images: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -170,6 +166,13 @@ class DetectionModule(TaskModule):
         for name, value in losses.items():
             self.log(f"train/loss_{name}", value, on_step=False, on_epoch=True, batch_size=batch_size)
         return loss
+
+    @classmethod
+    def data_options(cls, datamodule: Any) -> dict[str, Any]:
+        return {
+            **super().data_options(datamodule),
+            "class_names": datamodule.class_names, "image_mean": datamodule.mean, "image_std": datamodule.std,
+        }  # fmt: skip
 
     def _evaluate(self, batch, split: str) -> list[dict[str, torch.Tensor]]:
         images, targets = batch
@@ -200,7 +203,6 @@ class DetectionModule(TaskModule):
             return
         self.val_map50_best(torch.tensor(values["map50"]))
         self.log("val/map50_best", self.val_map50_best.compute())
-        self.log_lga_blocks()
 
     def on_test_epoch_end(self) -> None:
         self._log_map("test")
