@@ -24,6 +24,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def to_channels_last(module: Any) -> Any:
+    """Every 4-D parameter and buffer of ``module`` in channels_last (``Module.to(memory_format=...)``
+    fails on any 5-D tensor, such as a relative-position table)."""
+    import torch
+
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return module
+
+
 def available_cpus() -> int:
     """CPUs this process may run on: its affinity mask (taskset, cgroups, SLURM's binding),
     not the machine's core count."""
@@ -55,8 +66,12 @@ def choose_threads(requested: int | None, launcher: Mapping[str, Any] | None = N
     return cpus, f"{cpus} CPUs in the affinity mask"
 
 
-class Interrupted(Exception):
-    """The run was asked to stop by a signal (SIGTERM from a scheduler or `kill`, SIGINT from Ctrl-C)."""
+class Interrupted(BaseException):
+    """The run was asked to stop by a signal (SIGTERM from a scheduler or `kill`, SIGINT from Ctrl-C).
+
+    A BaseException, like KeyboardInterrupt: raised from a signal handler it can surface
+    inside any library call, and ``except Exception`` there (Hydra's import of a target,
+    say) must not turn it into an ordinary error."""
 
     def __init__(self, signum: int) -> None:
         self.signum = signum

@@ -26,7 +26,7 @@ from .config import check_ranges
 from .loggers import build_loggers, finish_loggers
 from .models import TaskModule
 from .results import job_axes, run_name, write_result
-from .runtime import Interrupted, StopSignals, choose_threads
+from .runtime import Interrupted, StopSignals, choose_threads, to_channels_last
 from .utils import LGAError
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
     datamodule = _build_datamodule(cfg)
     model = build_model(cfg, datamodule)
     if cfg.runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     identity = run_identity(cfg)
     resume_from = _resume_point(cfg, model, identity)
     loggers = _loggers(cfg, _job_axes(cfg))

@@ -9,7 +9,10 @@ import pytest
 
 from lga import slurm
 
-pytestmark = pytest.mark.skipif(slurm.can_run() is not None, reason=f"local SLURM cluster: {slurm.can_run()}")
+pytestmark = [
+    pytest.mark.skipif(slurm.can_run() is not None, reason=f"local SLURM cluster: {slurm.can_run()}"),
+    pytest.mark.slow,  # a cluster start and about 90 s of jobs
+]
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,14 @@ def _accuracy_of(run_dir: Path, checkpoint: str, count: int) -> float:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from lga.runtime import to_channels_last
     from lga.train import build_model
 
     cfg = OmegaConf.load(run_dir / ".hydra/config.yaml")
     datamodule = instantiate(cfg.dataset)
     model = build_model(cfg, datamodule)
     if cfg.runtime.channels_last:  # the same kernels as the run
-        model = model.to(memory_format=torch.channels_last)
+        to_channels_last(model)
     model.load_state_dict(torch.load(run_dir / "checkpoints" / checkpoint, weights_only=False)["state_dict"])
     datamodule.setup()
     images, labels = datamodule.data["test"].tensors
@@ -39,7 +40,7 @@ def test_single_run_trains_and_records(run_lga, tmp_path):
     proc = run_lga("trainer=debug", "logger=csv", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = _result(tmp_path / "run")
-    assert result["status"] == "ok" and result["attention"] == "lga" and result["backbone_class"] == "mobilenetv3"
+    assert result["status"] == "ok" and result["attention"] == "lga" and result["backbone_class"] == "MobileNetV3"
     # trainer=debug tests one batch: the record says how much, and its top-1 is best.ckpt's on those images
     assert (result["metrics"]["test/images"], result["test_images_total"]) == (500, 10000)
     assert result["metrics"]["test/top1"] == pytest.approx(_accuracy_of(tmp_path / "run", "best.ckpt", 500), abs=1e-6)
@@ -110,6 +111,7 @@ def test_tiny_multirun_writes_summary_and_wandb_runs(run_lga, tmp_path):
     assert "Jobs that did not finish: 2" in report and "missing train-images-idx3-ubyte" in report
 
 
+@pytest.mark.slow  # about 100 s: every block x every backbone preset
 def test_sweep_smoke_every_attention_and_backbone(run_lga, tmp_path):
     """-m attention=<all> backbone=<all> with a one-batch trainer: every job must finish."""
     from lga.attention import list_attentions
@@ -372,7 +374,7 @@ def test_presets_of_one_class_stay_apart(run_lga, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [_result(sweep / str(job)) for job in range(6)]
     assert len({run_name(r) for r in results}) == 6
-    assert {r["backbone_class"] for r in results} == {"mobilenetv3"}
+    assert {r["backbone_class"] for r in results} == {"MobileNetV3"}
     assert len({(r["backbone"], r["attention"]) for r in _summary(sweep)}) == 6
     report = list(csv.DictReader(write_report(sweep)["csv"].open()))
     assert sorted((r["backbone"], r["attention"]) for r in report) == sorted(
