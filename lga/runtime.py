@@ -26,12 +26,16 @@ INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 def to_channels_last(module: Any) -> Any:
     """Every 4-D parameter and buffer of ``module`` in channels_last (``Module.to(memory_format=...)``
-    fails on any 5-D tensor, such as a relative-position table)."""
+    fails on any 5-D tensor, such as a relative-position table).
+
+    Strides are set even where a tensor already counts as channels_last: a 1-input-channel
+    stem conv's weight does, and unless its strides say so, its output (and so the whole
+    network) stays NCHW."""
     import torch
 
     for tensor in [*module.parameters(), *module.buffers()]:
         if tensor.dim() == 4:
-            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+            tensor.data = tensor.data.clone(memory_format=torch.channels_last)
     return module
 
 
