@@ -100,6 +100,9 @@ class TrainConfig:
     seed: int = 0
     tags: List[str] = field(default_factory=list)
     test: bool = True  # evaluate the best checkpoint on the test set after training
+    # a study's committed records: each finished job's result.json is copied to <study_dir>/jobs/<job>/,
+    # and a job whose record is already there is not trained again (lga.results.study_record)
+    study_dir: Optional[str] = None
     dataset: Any = MISSING
     backbone: Any = MISSING
     attention: Any = MISSING

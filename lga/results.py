@@ -12,6 +12,7 @@ Nothing here imports torch or Lightning: reading results must stay cheap.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -45,8 +46,21 @@ TAIL = [
 ]  # fmt: skip
 
 
+# overrides that change where or how a job runs or is shown, not what it computes: never a variant
+RUN_ONLY = (
+    "logger", "runtime", "paths", "tags", "study_dir", "callbacks", "trainer.accelerator", "trainer.devices",
+    "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar", "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+)  # fmt: skip
+
+
 def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def _is_variant(override: str) -> bool:
+    key = _override_key(override)
+    return key not in (*AXIS_GROUPS, "seed") and not any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
 
 
 def job_axes(cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -54,12 +68,13 @@ def job_axes(cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[st
 
     ``dataset``/``backbone``/``attention``: the option chosen in each group (Hydra's
     runtime choices), so two presets of one class stay apart; ``seed``; ``variant``:
-    every other override, so two jobs that differ in anything else stay apart too.
+    every other override that changes what is computed (not :data:`RUN_ONLY`), so two
+    jobs that differ in anything else stay apart too.
     Also records the class behind the backbone preset and the task (the ``model`` option).
     """
     axes: dict[str, Any] = {group: choices.get(group) or _option_name(cfg[group]) for group in AXIS_GROUPS}
     axes["seed"] = int(cfg.seed)
-    axes["variant"] = " ".join(sorted(o for o in overrides if _override_key(o) not in (*AXIS_GROUPS, "seed")))
+    axes["variant"] = " ".join(sorted(o for o in overrides if _is_variant(o)))
     axes["backbone_class"] = _option_name(cfg.backbone)
     axes["task"] = choices.get("model") or _option_name(cfg.model)
     return axes
@@ -73,6 +88,14 @@ def _option_name(node: Any) -> str:
 def run_name(axes: Mapping[str, Any]) -> str:
     """``<dataset>-<backbone>-<attention>-s<seed>``: the W&B run name and tags' basis."""
     return f"{axes['dataset']}-{axes['backbone']}-{axes['attention']}-s{axes['seed']}"
+
+
+def study_record(study_dir: str | Path, axes: Mapping[str, Any]) -> Path:
+    """Where a study keeps a job's record: ``<study_dir>/jobs/<run name>[--<variant>]/result.json``.
+    The ``experiment=`` that selects the study is left out of the name: every job shares it."""
+    variant = [o for o in str(axes.get("variant", "")).split() if _override_key(o) != "experiment"]
+    name = run_name(axes) + ("--" + ",".join(variant) if variant else "")
+    return Path(study_dir) / "jobs" / re.sub(r"[^A-Za-z0-9_.=,+-]", "_", name) / RESULT_FILE
 
 
 def write_result(job_dir: str | Path, record: Mapping[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -25,7 +26,7 @@ from .callbacks import Diverged, DivergenceGuard, EpochSeed, LGAWeights, RunCloc
 from .config import check_ranges
 from .loggers import build_loggers, finish_loggers
 from .models import TaskModule
-from .results import job_axes, run_name, write_result
+from .results import RUN_ONLY, job_axes, run_name, study_record, write_result
 from .runtime import Interrupted, StopSignals, choose_threads, to_channels_last
 from .utils import LGAError
 
@@ -94,15 +95,15 @@ def _build_datamodule(cfg: DictConfig):
 
 
 # trainer options that change how a run is shown or where it runs, not what it computes
-_PRESENTATION = (
-    "accelerator",
-    "devices",
-    "strategy",
-    "num_nodes",
-    "enable_progress_bar",
-    "enable_model_summary",
-    "log_every_n_steps",
-)
+_PRESENTATION = tuple(k.split(".", 1)[1] for k in RUN_ONLY if k.startswith("trainer."))
+# dataset options that say where the files are, which differs between machines, not which data
+_DATA_LOCATION = ("search_dirs", "download", "download_root", "download_url", "hint")
+
+
+def _without_location(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_location(v) for k, v in node.items() if k not in _DATA_LOCATION}
+    return node
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -111,6 +112,7 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     identity = OmegaConf.to_container(cfg, resolve=True)
     keep = ("seed", "dataset", "backbone", "attention", "model", "optimizer", "scheduler", "trainer")
     identity = {k: identity[k] for k in keep}
+    identity["dataset"] = _without_location(identity["dataset"])
     identity["trainer"] = {k: v for k, v in identity["trainer"].items() if k not in _PRESENTATION}
     return identity
 
@@ -281,7 +283,30 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "resumed_from": resume_from,
         "monitor": model.monitor,
+        "config": identity,
     }
+
+
+# outcomes a study keeps: the job ran to its end (a divergence is a result too)
+_RECORDED = ("ok", "diverged")
+
+
+def _recorded_result(path: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The study's record of this job, if it has one this configuration wrote; a record of
+    another configuration is an error that names the differences."""
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("status") not in _RECORDED:
+        return None
+    differences = _differences(saved.get("config"), run_identity(cfg))
+    if differences:
+        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
+        raise LGAError(
+            f"the study record {path} was written by another configuration ({shown}); "
+            f"delete it to train this job again, or give the study another study_dir"
+        )
+    return saved
 
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
@@ -298,11 +323,22 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     output_dir = Path(cfg.paths.output_dir)
     multirun = HydraConfig.get().mode == RunMode.MULTIRUN
     record = {**_job_axes(cfg), "overrides": list(HydraConfig.get().overrides.task)}
-    # under DDP every process runs this; only the first writes the record
-    write_record = rank_zero_only(lambda data: write_result(output_dir, data))
+    study_path = study_record(cfg.study_dir, record) if cfg.study_dir else None
+
+    @rank_zero_only  # under DDP every process runs this; only the first writes the record
+    def write_record(data: dict[str, Any]) -> None:
+        write_result(output_dir, data)
+        if study_path is not None and data["status"] in _RECORDED:
+            write_result(study_path.parent, data)
+
     signals = StopSignals().install()
     try:
         check_ranges(cfg)
+        recorded = _recorded_result(study_path, cfg) if study_path is not None else None
+        if recorded is not None:
+            write_result(output_dir, recorded)
+            log.info("job %s: already in the study (%s), not trained again", run_name(record), study_path)
+            return recorded
         result = train(cfg, signals)
     except Interrupted as stop:
         last = output_dir / "checkpoints" / "last.ckpt"
