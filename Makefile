@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 # torch/torchvision pinned to the CUDA wheels that run on CPU too; override for other builds
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install install-data lint test test-all slurm-up slurm-down clean
+.PHONY: install install-data lint test test-all study study-classification study-detection study-resolution study-report slurm-up slurm-down clean
 
 install: install-data
 	$(PIP) install $(TORCH_SPEC)
@@ -30,6 +30,32 @@ test:
 
 test-all:
 	$(PYTHON) -m pytest -m ""
+
+# The study (experiments/study/): each stage is one sweep; a job already recorded in
+# experiments/study/<study>/jobs/ is not trained again, so every target resumes where the last
+# sitting stopped and a finished study only rewrites its report. Stages in priority order.
+STUDY_CLS = $(PYTHON) run.py -m experiment=study_classification
+
+study: study-classification study-detection study-resolution study-report
+
+study-classification:
+	$(STUDY_CLS)                                      # the paper's table + both LGAs, seeds 0-2
+	$(STUDY_CLS) dataset=mnist_5k trainer.max_epochs=20  # its MNIST column, on the 5k subset
+	$(STUDY_CLS) attention=la,ga
+	$(STUDY_CLS) attention=lga attention.pos_embed=false
+	$(STUDY_CLS) attention=lga "attention.local_kernel_sizes=[3]"
+	$(STUDY_CLS) attention=lga attention.fusion=softmax
+	$(STUDY_CLS) attention=none,lga,lga_released seed=3,4
+
+# the resolution axis: 64 px input, a 4x4 map at the attention instead of 2x2 (4x the compute)
+study-resolution:
+	$(STUDY_CLS) attention=none,lga,lga_released dataset.image_size=64
+
+study-detection:
+	$(PYTHON) run.py -m experiment=study_detection
+
+study-report:
+	$(PYTHON) -m lga.study
 
 # A single-node SLURM cluster on this machine (root, Debian packages) to try hydra/launcher=slurm.
 slurm-up:
