@@ -34,9 +34,9 @@ from scipy import stats
 
 from .config import REPO_ROOT
 from .report import aggregate, values_by_group
+from .results import columns as summary_columns
 from .results import sweep_rows
-from .sweep import to_csv
-from .utils import markdown_table, write_atomic
+from .utils import csv_text, markdown_table, write_atomic
 
 # where the study presets keep their records (LGA_STUDY_DIR overrides, as in conf/experiment/study_*.yaml)
 STUDY_ROOT = Path(os.environ.get("LGA_STUDY_DIR", REPO_ROOT / "experiments" / "study"))
@@ -47,8 +47,10 @@ BASELINE = "none"
 # Detection: the paper's TinyPerson column, the nearest of its datasets to tiny_objects in
 # spirit (small objects) but another dataset: for direction, not for level.
 PAPER = {
-    "fashion": {"test_top1": {"none": 92.8, "mhsa": 92.1, "se": 92.7, "cbam": 92.5, "lga": 92.9, "lga_released": 92.9}},
-    "mnist_5k": {"test_top1": {"none": 99.3, "mhsa": 99.3, "se": 99.3, "cbam": 99.3, "lga": 99.4, "lga_released": 99.4}},
+    "fashion": {"test_top1": {"none": 92.8, "mhsa": 92.1, "se": 92.7, "cbam": 92.5, "lga": 92.9,
+                              "lga_released": 92.9}},
+    "mnist_5k": {"test_top1": {"none": 99.3, "mhsa": 99.3, "se": 99.3, "cbam": 99.3, "lga": 99.4,
+                               "lga_released": 99.4}},
     "tiny_objects": {
         "test_map50": {"none": 9.88, "mhsa": 10.4, "se": 10.1, "eca": 9.96, "cbam": 10.4, "sa": 10.3, "la": 10.3,
                        "ga": 10.5, "lga": 10.8, "lga_released": 10.8},
@@ -112,7 +114,9 @@ def cell_labels(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
         common = set.intersection(*(set((r.get("variant") or "").split()) for r in dataset_rows))
         for r in dataset_rows:
             extra = [t for t in (r.get("variant") or "").split() if t not in common]
-            labels[(r["attention"], r.get("variant") or "")] = r["attention"] + (f" [{' '.join(extra)}]" if extra else "")
+            labels[(r["attention"], r.get("variant") or "")] = r["attention"] + (
+                f" [{' '.join(extra)}]" if extra else ""
+            )
     return labels
 
 
@@ -144,7 +148,8 @@ def study_table(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]
 def _order(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Baseline first, then the main cells, then variants; within each, by name."""
     return sorted(
-        table, key=lambda r: (r["dataset"], r["variant"] != _main_variant(table, r), r["attention"] != BASELINE, r["label"])
+        table,
+        key=lambda r: (r["dataset"], r["variant"] != _main_variant(table, r), r["attention"] != BASELINE, r["label"]),
     )
 
 
@@ -177,8 +182,7 @@ def weight_frame(study_dir: Path):
 
     import pandas as pd
 
-    labels_rows = sweep_rows(study_dir)
-    labels = cell_labels(labels_rows)
+    labels = cell_labels(sweep_rows(study_dir))
     records = []
     for path in sorted((study_dir / "jobs").glob("*/result.json")):
         result = json.loads(path.read_text())
@@ -189,10 +193,10 @@ def weight_frame(study_dir: Path):
                 if not isinstance(values, dict):
                     continue
                 for quantity, value in values.items():
+                    cell = labels[(result["attention"], result.get("variant") or "")]
                     records.append({
-                        "dataset": result["dataset"], "cell": labels[(result["attention"], result.get("variant") or "")],
-                        "seed": result["seed"], "epoch": epoch["epoch"] + 1, "block": block, "quantity": quantity,
-                        "value": value,
+                        "dataset": result["dataset"], "cell": cell, "seed": result["seed"],
+                        "epoch": epoch["epoch"] + 1, "block": block, "quantity": quantity, "value": value,
                     })  # fmt: skip
     return pd.DataFrame(records, columns=["dataset", "cell", "seed", "epoch", "block", "quantity", "value"])
 
@@ -250,7 +254,9 @@ def plot_cells(table: list[dict[str, Any]], rows: list[dict[str, Any]], metric: 
                 ax.plot(x, r["paper"], "x", color="C3", zorder=3)
             if r["label"] == BASELINE:
                 ax.axhline(r["mean"], color="C0", linestyle="--", linewidth=0.8, zorder=1)
-        ax.set_xticks(range(len(cells)), [f"{r['label']}\nn={r['n']}" for r in cells], fontsize=7, rotation=40, ha="right")
+        ax.set_xticks(
+            range(len(cells)), [f"{r['label']}\nn={r['n']}" for r in cells], fontsize=7, rotation=40, ha="right"
+        )
         ax.set_title(f"{dataset}: seeds (grey), mean ± 95% CI (blue), paper (red x)", fontsize=9)
         ax.set_ylabel(METRIC_NAMES.get(metric, metric), fontsize=8)
     fig.tight_layout()
@@ -287,7 +293,11 @@ def plot_weights(weights, path: Path) -> None:
     for (ax_alpha, ax_scales, ax_entropy), (dataset, cell) in zip(axes, groups):
         data = weights[(weights.dataset == dataset) & (weights.cell == cell)]
         scales = sorted(q for q in set(data.quantity) if q.startswith("scale_w"))
-        for ax, quantities in ((ax_alpha, ["a_local", "a_global"]), (ax_scales, scales), (ax_entropy, ["scale_entropy"])):
+        for ax, quantities in (
+            (ax_alpha, ["a_local", "a_global"]),
+            (ax_scales, scales),
+            (ax_entropy, ["scale_entropy"]),
+        ):
             for k, quantity in enumerate(quantities):
                 series = data[data.quantity == quantity]
                 if series.empty:
@@ -340,7 +350,10 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
     figures = root / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     out = {"csv": study_dir / "jobs.csv", "md": root / f"{name}.md"}
-    write_atomic(out["csv"], to_csv(rows))
+    columns = summary_columns(rows)
+    if "variant" not in columns:  # kept even where every job shares it: what the study ran is in the CSV
+        columns.insert(columns.index("seed") + 1, "variant")
+    write_atomic(out["csv"], csv_text(({c: r[c] for c in columns} for r in rows), columns))
     task = _task(rows)
     lines = [
         f"# Study: {name}",
@@ -350,7 +363,11 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
         "seed), with a 95% t interval and a paired t-test's p; `p (Holm)` corrects that p for every comparison",
         "in the same table. `paper`: the paper's own number"
         + (" (its TinyPerson column: another dataset, for direction only)." if task == "detection" else "")
-        + (" (its MNIST column is the full MNIST; here `mnist_5k`, 5,000 training digits)." if any(r["dataset"] == "mnist_5k" for r in rows) else ""),  # noqa: E501
+        + (
+            " (its MNIST column is the full MNIST; here `mnist_5k`, 5,000 training digits)."
+            if any(r["dataset"] == "mnist_5k" for r in rows)
+            else ""
+        ),  # noqa: E501
         "Train time: median over seeds of each job's training wall time, two jobs sharing 2 CPU cores",
         "(a comparison within this study, not a benchmark).",
         "",

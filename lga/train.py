@@ -117,14 +117,19 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     return identity
 
 
-def _differences(saved: Any, current: Any, prefix: str = "") -> list[str]:
+def _differences(saved: Any, current: Any, source: str, prefix: str = "") -> list[str]:
+    """``key: <saved> in the <source>, <current> now`` for every leaf where the two configs differ."""
     if isinstance(saved, dict) and isinstance(current, dict):
         return [
             d
             for k in sorted(set(saved) | set(current), key=str)
-            for d in _differences(saved.get(k), current.get(k), f"{prefix}{k}.")
+            for d in _differences(saved.get(k), current.get(k), source, f"{prefix}{k}.")
         ]
-    return [] if saved == current else [f"{prefix[:-1]}: {saved!r} in the checkpoint, {current!r} now"]
+    return [] if saved == current else [f"{prefix[:-1]}: {saved!r} in the {source}, {current!r} now"]
+
+
+def _shown(differences: list[str]) -> str:
+    return "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
 
 
 def _check_resumable(checkpoint: Path, model: TaskModule, identity: dict[str, Any]) -> None:
@@ -134,11 +139,11 @@ def _check_resumable(checkpoint: Path, model: TaskModule, identity: dict[str, An
         "give the run a new directory (hydra.run.dir=... or hydra.sweep.dir=...) "
         f"or delete {checkpoint.parent} to start fresh"
     )
-    differences = _differences(saved.get(RunIdentity.KEY), identity) if RunIdentity.KEY in saved else []
+    differences = _differences(saved.get(RunIdentity.KEY), identity, "checkpoint") if RunIdentity.KEY in saved else []
     if differences:
-        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
         raise LGAError(
-            f"{checkpoint} was written by another configuration ({shown}), so this run cannot resume from it; {fresh}"
+            f"{checkpoint} was written by another configuration ({_shown(differences)}), "
+            f"so this run cannot resume from it; {fresh}"
         )
     expected = model.state_dict()
     if {k: tuple(v.shape) for k, v in saved["state_dict"].items()} != {k: tuple(v.shape) for k, v in expected.items()}:
@@ -299,11 +304,10 @@ def _recorded_result(path: Path, cfg: DictConfig) -> dict[str, Any] | None:
     saved = json.loads(path.read_text())
     if saved.get("status") not in _RECORDED:
         return None
-    differences = _differences(saved.get("config"), run_identity(cfg))
+    differences = _differences(saved.get("config"), run_identity(cfg), "record")
     if differences:
-        shown = "; ".join(differences[:5]) + (f"; and {len(differences) - 5} more" if len(differences) > 5 else "")
         raise LGAError(
-            f"the study record {path} was written by another configuration ({shown}); "
+            f"the study record {path} was written by another configuration ({_shown(differences)}); "
             f"delete it to train this job again, or give the study another study_dir"
         )
     return saved

@@ -31,6 +31,7 @@ def _lga_env(tmp_path: Path) -> dict[str, str]:
         **os.environ,
         "LGA_LOG_DIR": str(tmp_path / "logs"),
         "LGA_DATA_DIR": str(tmp_path / "data"),
+        "LGA_STUDY_DIR": str(tmp_path / "study"),  # study records never land in the repository
         "WANDB_API_KEY": "",  # offline W&B, whatever the machine has configured
         "WANDB_DIR": str(tmp_path / "wandb"),
         "HYDRA_FULL_ERROR": "1",

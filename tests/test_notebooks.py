@@ -1,8 +1,10 @@
 """The notebooks run headless (nbclient) on sweep data, so they cannot rot."""
 
 import os
+import re
 
 import nbformat
+import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
@@ -53,3 +55,30 @@ def test_sweep_summary_notebook_reads_the_sweep_it_is_given(tmp_path, with_basel
         assert "0.55" in comparison  # lga's mean 97.05 - none's 96.5
     else:
         assert "no `none` runs in this sweep" in comparison
+
+
+STUDY_ROOT = ROOT / "experiments" / "study"
+HEADLINE = {"classification": "test_top1", "detection": "test_map50"}
+
+
+def _committed_studies():
+    return {p.parent.name: pd.read_csv(p) for p in sorted(STUDY_ROOT.glob("*/jobs.csv")) if p.parent.name in HEADLINE}
+
+
+@pytest.mark.skipif(not _committed_studies(), reason="no study committed under experiments/study yet")
+def test_study_notebook_runs_on_the_committed_study():
+    notebook = _execute("study_analysis.ipynb", {"LGA_STUDY_DIR": str(STUDY_ROOT)})
+    text = _text(notebook)
+    for name, jobs in _committed_studies().items():
+        ok = jobs[jobs.status == "ok"]
+        assert f"{name}: {HEADLINE[name]} (%)" in text
+        # the paired difference of lga to none on the main cells, computed here from the CSV
+        for dataset, group in ok.groupby("dataset"):
+            options = group.variant.fillna("").str.len()
+            group = group[options == options.min()]
+            by_seed = group.pivot_table(index="seed", columns="attention", values=HEADLINE[name])
+            if {"lga", "none"} <= set(by_seed):
+                both = by_seed[["lga", "none"]].dropna()
+                shown = re.search(rf"^\s*{dataset}\s+lga\s+{len(both)}\s+(\S+)", text, re.MULTILINE)
+                assert shown, f"no paired difference of lga on {dataset} in the notebook's output"
+                assert float(shown.group(1)) == pytest.approx((both.lga - both.none).mean(), abs=5e-4)
