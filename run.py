@@ -7,14 +7,14 @@ python run.py -m attention=lga,se,cbam dataset=mnist,fashion
 import hydra
 
 from lga.config import register_configs
-from lga.train import run
+from lga.train import task
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg):
-    return run(cfg)
+    return task(cfg)
 
 
 if __name__ == "__main__":

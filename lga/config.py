@@ -103,6 +103,12 @@ class TrainConfig:
     # a study's committed records: each finished job's result.json is copied to <study_dir>/jobs/<job>/,
     # and a job whose record is already there is not trained again (lga.results.study_record)
     study_dir: Optional[str] = None
+    # what a job returns to a sweeper that maximises it (hparams_search): "val_best" (the model's validation
+    # monitor at its best epoch: val/top1 or val/map50) or a "val/..." metric; never a test metric
+    objective: Optional[str] = None
+    # a finished search's directory (hparams_search=optuna): its best hyperparameters replace this config's
+    # (the tune-then-compare protocol, lga.tune_compare); recorded in result.json as "tuned"
+    tuned: Optional[str] = None
     dataset: Any = MISSING
     backbone: Any = MISSING
     attention: Any = MISSING

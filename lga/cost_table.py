@@ -3,6 +3,7 @@
     python -m lga.cost_table                                   # MNIST-sized classifiers, CPU
     python -m lga.cost_table --backbones mobilenetv3_paper --attentions none,se,cbam,mhsa,lga
     python -m lga.cost_table dataset.image_size=64 dataset.resize_mode=resize   # any config override
+    python -m lga.cost_table --backbones timm:efficientnet_b0,timm:convnext_atto dataset.image_size=64
 
 Each model is built from the same composed Hydra config ``run.py`` would use
 (``conf/backbone/<preset>.yaml`` x ``conf/attention/<name>.yaml`` plus overrides),
@@ -30,8 +31,15 @@ PAPER_PARAMS_M = {"none": 0.667, "mhsa": 0.669, "se": 0.667, "cbam": 0.668, "lga
 CONF_DIR = REPO_ROOT / "conf"
 
 
+def backbone_overrides(backbone: str) -> list[str]:
+    """A preset (``resnet18``) or a timm model (``timm:efficientnet_b0``) as Hydra overrides."""
+    if backbone.startswith("timm:"):
+        return ["backbone=timm", f"backbone.model_name={backbone.split(':', 1)[1]}"]
+    return [f"backbone={backbone}"]
+
+
 def measure(backbone: str, attention: str, overrides: list[str], *, batch: int, repeats: int) -> dict:
-    cfg = compose(config_name="train", overrides=[f"backbone={backbone}", f"attention={attention}", *overrides])
+    cfg = compose(config_name="train", overrides=[*backbone_overrides(backbone), f"attention={attention}", *overrides])
     datamodule = instantiate(cfg.dataset)
     model = build_model(cfg, datamodule).eval()
     x1 = torch.randn(1, datamodule.in_chans, datamodule.image_size, datamodule.image_size)
@@ -77,7 +85,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     backbones = sorted(p.stem for p in (CONF_DIR / "backbone").glob("*.yaml"))
     parser.add_argument(
-        "--backbones", default=",".join(backbones), help=f"presets from conf/backbone ({', '.join(backbones)})"
+        "--backbones",
+        default=",".join(b for b in backbones if b != "timm"),
+        help=f"presets from conf/backbone ({', '.join(backbones)}), or timm:<model name> (timm:efficientnet_b0)",
     )
     parser.add_argument("--attentions", default=",".join(a for a in list_attentions() if a != "lga_reference"))
     parser.add_argument("--batch", type=int, default=32, help="second latency column's batch size")
@@ -90,7 +100,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ("backbone", args.backbones, backbones),
         ("attention", args.attentions, list_attentions()),
     ):
-        unknown = sorted(set(chosen.split(",")) - set(valid))
+        unknown = sorted(set(chosen.split(",")) - set(valid) - {b for b in chosen.split(",") if b.startswith("timm:")})
         if unknown:
             parser.error(f"unknown {kind}(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
     torch.set_num_threads(args.threads)

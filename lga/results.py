@@ -73,8 +73,14 @@ def job_axes(cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[st
     Also records the class behind the backbone preset and the task (the ``model`` option).
     """
     axes: dict[str, Any] = {group: choices.get(group) or _option_name(cfg[group]) for group in AXIS_GROUPS}
+    if cfg.backbone.get("model_name"):  # backbone=timm: the model is the axis (timm/efficientnet_b0)
+        axes["backbone"] = f"{axes['backbone']}/{cfg.backbone.model_name}"
     axes["seed"] = int(cfg.seed)
-    axes["variant"] = " ".join(sorted(o for o in overrides if _is_variant(o)))
+    # a timm model is named by the backbone axis; tuned hyperparameters are each variant's own (tune, then compare)
+    named_elsewhere = ("backbone.model_name", "tuned")
+    axes["variant"] = " ".join(
+        sorted(o for o in overrides if _is_variant(o) and _override_key(o) not in named_elsewhere)
+    )
     axes["backbone_class"] = _option_name(cfg.backbone)
     axes["task"] = choices.get("model") or _option_name(cfg.model)
     return axes

@@ -292,6 +292,42 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
     }
 
 
+def check_objective(objective: str | None) -> None:
+    if objective is not None and objective != "val_best" and not objective.startswith("val/"):
+        raise LGAError(
+            f"objective={objective!r}: a search selects on validation only (val_best, or a val/... metric such as "
+            "val/top1_best); selecting on a test metric would make the test set part of training"
+        )
+
+
+def objective_value(objective: str, result: dict[str, Any] | None) -> float | None:
+    """The number a sweeper maximises, from a finished job's result (None for a job that did not finish)."""
+    if result is None:
+        return None
+    key = f"{result['monitor']}_best" if objective == "val_best" else objective
+    if key not in result["metrics"]:
+        raise LGAError(
+            f"objective={objective!r}: this job logged no {key}; it has {', '.join(sorted(result['metrics']))}"
+        )
+    return result["metrics"][key]
+
+
+def apply_tuned(cfg: DictConfig) -> dict[str, Any] | None:
+    """Set the best hyperparameters of the search in ``cfg.tuned`` (its ``optimization_results.yaml``)."""
+    if cfg.tuned is None:
+        return None
+    results = Path(cfg.tuned) / "optimization_results.yaml"
+    if not results.is_file():
+        raise LGAError(
+            f"tuned={cfg.tuned}: no optimization_results.yaml there; run the search first "
+            "(python run.py -m hparams_search=optuna ... hydra.sweep.dir=<that directory>)"
+        )
+    best = OmegaConf.to_container(OmegaConf.load(results).best_params)
+    for key, value in best.items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    return {"from": str(results), "params": best}
+
+
 # outcomes a study keeps: the job ran to its end (a divergence is a result too)
 _RECORDED = ("ok", "diverged")
 
@@ -337,7 +373,11 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
 
     signals = StopSignals().install()
     try:
+        tuned = apply_tuned(cfg)
+        if tuned is not None:
+            record["tuned"] = tuned
         check_ranges(cfg)
+        check_objective(cfg.objective)
         recorded = _recorded_result(study_path, cfg) if study_path is not None else None
         if recorded is not None:
             write_result(output_dir, recorded)
@@ -374,3 +414,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     value = result["metrics"].get(headline)
     log.info("%s: %s %s", record, headline, "n/a" if value is None else f"{100 * value:.2f}%")
     return result
+
+
+def task(cfg: DictConfig) -> dict[str, Any] | float | None:
+    """What ``run.py`` returns to Hydra: the job's result, or with ``objective`` set, the one
+    number a sweeper such as Optuna maximises (None when the job did not finish: a failed trial)."""
+    result = run(cfg)
+    return objective_value(cfg.objective, result) if cfg.objective else result

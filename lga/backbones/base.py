@@ -12,6 +12,34 @@ from torch import nn
 AttentionFactory = Callable[..., nn.Module]
 
 
+def check_placement(placement: str | Sequence[int], extra: Sequence[str], backbone: str) -> None:
+    valid = ("last", "stages", *extra)
+    if isinstance(placement, str) and placement in valid:
+        return
+    if not isinstance(placement, str) and all(isinstance(i, int) and not isinstance(i, bool) for i in placement):
+        return
+    raise ValueError(
+        f"unknown attention placement {placement!r} for {backbone}; valid: {', '.join(valid)}, "
+        "or a list of stage indices such as [2, 3]"
+    )
+
+
+def attention_slots(placement: str | Sequence[int], num_stages: int) -> list[int]:
+    """The stage indices a block follows (none for placements inside the blocks, like ``se``)."""
+    if placement == "last":
+        return [num_stages - 1]
+    if placement == "stages":
+        return list(range(num_stages))
+    if isinstance(placement, str):
+        return []
+    bad = [i for i in placement if not -num_stages <= i < num_stages]
+    if bad:
+        raise ValueError(
+            f"placement {list(placement)} names stages {bad}, but this backbone has stages 0-{num_stages - 1}"
+        )
+    return sorted({i % num_stages for i in placement})
+
+
 class Backbone(nn.Module):
     """A stack of stages; each stage ends at a new stride.
 
@@ -22,6 +50,7 @@ class Backbone(nn.Module):
 
     - ``last``: one block after the last stage (the LGA paper's choice);
     - ``stages``: one block after every stage;
+    - a list of stage indices (``[2, 3]``; negative counts from the end): a block after each;
     - what :meth:`extra_placements` adds (inside the blocks).
 
     Args (shared by every backbone; subclasses take their own and pass these on):
@@ -48,17 +77,13 @@ class Backbone(nn.Module):
         in_chans: int = 3,
         stem_stride: int = 2,
         attention: Optional[AttentionFactory] = None,
-        placement: str = "last",
+        placement: str | Sequence[int] = "last",
         num_outputs: int = 3,
     ) -> None:
         super().__init__()
         if stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
-        valid = ("last", "stages", *self.extra_placements())
-        if placement not in valid:
-            raise ValueError(
-                f"unknown attention placement {placement!r} for {type(self).__name__}; valid: {', '.join(valid)}"
-            )
+        check_placement(placement, self.extra_placements(), type(self).__name__)
         self.in_chans, self.stem_stride, self.placement, self.num_outputs = (
             in_chans,
             stem_stride,
@@ -74,7 +99,7 @@ class Backbone(nn.Module):
     def _build_attention(self) -> None:
         if not 1 <= self.num_outputs <= len(self.stages):
             raise ValueError(f"num_outputs must be between 1 and {len(self.stages)}, got {self.num_outputs}")
-        slots = {"last": [len(self.stages) - 1], "stages": list(range(len(self.stages)))}.get(self.placement, [])
+        slots = attention_slots(self.placement, len(self.stages))
         self.attention = nn.ModuleDict({str(i): self.make_attention(self.stage_channels[i]) for i in slots})
         self.out_channels = self.stage_channels[-self.num_outputs :]
         self.strides = self.stage_strides[-self.num_outputs :]
