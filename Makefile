@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 # torch/torchvision pinned to the CUDA wheels that run on CPU too; override for other builds
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install install-data lint test test-all study study-classification study-detection study-resolution study-report slurm-up slurm-down clean
+.PHONY: install install-data lint test test-all study study-classification study-detection study-resolution study-report tune-compare slurm-up slurm-down clean
 
 install: install-data
 	$(PIP) install $(TORCH_SPEC)
@@ -56,6 +56,12 @@ study-detection:
 
 study-report:
 	$(PYTHON) -m lga.study
+
+# Tune each variant on validation with the same budget, then compare them over seeds at
+# their own best hyperparameters (experiments/tune_compare/ holds a committed run).
+tune-compare:
+	$(PYTHON) -m lga.tune_compare --attentions none,se,lga --trials 6 --seeds 3 --out experiments/tune_compare \
+		trainer.max_epochs=4
 
 # A single-node SLURM cluster on this machine (root, Debian packages) to try hydra/launcher=slurm.
 slurm-up:

@@ -45,9 +45,11 @@ def measure(backbone: str, attention: str, overrides: list[str], *, batch: int, 
     x1 = torch.randn(1, datamodule.in_chans, datamodule.image_size, datamodule.image_size)
     xb = x1.expand(batch, -1, -1, -1).contiguous()
     cpu = torch.device("cpu")
-    with torch.no_grad():
-        lat1 = median_ms(lambda: model(x1), cpu, warmup=2, repeats=repeats)
-        latb = median_ms(lambda: model(xb), cpu, warmup=1, repeats=repeats)
+    lat1 = latb = None  # repeats=0: no timing (on a busy machine it would mislead)
+    if repeats:
+        with torch.no_grad():
+            lat1 = median_ms(lambda: model(x1), cpu, warmup=2, repeats=repeats)
+            latb = median_ms(lambda: model(xb), cpu, warmup=1, repeats=repeats)
     return {
         "backbone": backbone,
         "attention": attention,
@@ -57,6 +59,10 @@ def measure(backbone: str, attention: str, overrides: list[str], *, batch: int, 
         f"latency_b{batch}_ms": latb,
         "input": f"{datamodule.in_chans}x{datamodule.image_size}x{datamodule.image_size}",
     }
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
 
 
 def to_markdown(rows: list[dict], batch: int) -> str:
@@ -76,7 +82,7 @@ def to_markdown(rows: list[dict], batch: int) -> str:
         delta = r["params_M"] - base[r["backbone"]] if r["backbone"] in base else None
         paper = PAPER_PARAMS_M.get(r["attention"]) if r["backbone"].startswith("mobilenetv3") else None
         cells.append([r["backbone"], r["attention"], f"{r['params_M']:.4f}", None if delta is None else f"{delta:+.4f}",
-                      f"{r['gflops']:.4f}", f"{r['latency_b1_ms']:.2f}", f"{r[f'latency_b{batch}_ms']:.2f}",
+                      f"{r['gflops']:.4f}", _ms(r["latency_b1_ms"]), _ms(r[f"latency_b{batch}_ms"]),
                       paper])  # fmt: skip
     return markdown_table(head, cells)
 
@@ -92,7 +98,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--attentions", default=",".join(a for a in list_attentions() if a != "lga_reference"))
     parser.add_argument("--batch", type=int, default=32, help="second latency column's batch size")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed forwards per latency; 0: parameters and GFLOPs only"
+    )
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. dataset.image_size=64")
     args = parser.parse_args(argv)
@@ -110,7 +118,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for backbone in args.backbones.split(","):
             for attention in args.attentions.split(","):
                 rows.append(measure(backbone, attention, args.overrides, batch=args.batch, repeats=args.repeats))
-    print(f"CPU, {args.threads} threads, input {rows[0]['input']}, eval-mode forward, medians of {args.repeats}")
+    timing = f"eval-mode forward, medians of {args.repeats}" if args.repeats else "no latency measured (--repeats 0)"
+    print(f"CPU, {args.threads} threads, input {rows[0]['input']}, {timing}")
     print(to_markdown(rows, args.batch))
     if args.json:
         with open(args.json, "w") as f:

@@ -99,3 +99,18 @@ def test_a_timm_sweep_runs_end_to_end(run_lga, tmp_path):
     for name in ("timm/convnext_atto", "timm/efficientnet_b0"):
         assert summary.count(f",{name},") == 2
     assert summary.count(",ok,") == 4
+
+
+def test_cost_table_prices_timm_backbones(capsys):
+    from lga.cost_table import main
+
+    rows = main(
+        ["--backbones", "timm:convnext_atto", "--attentions", "none,se", "--repeats", "0", "dataset.image_size=64"]
+    )
+    by_attention = {r["attention"]: r for r in rows}
+    se_params = sum(p.numel() for p in create_attention("se", 320).parameters())  # after convnext_atto's last level
+    assert (by_attention["se"]["params_M"] - by_attention["none"]["params_M"]) * 1e6 == pytest.approx(se_params)
+    assert "| timm:convnext_atto | se |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--backbones", "resnet81", "--repeats", "0"])
+    assert "unknown backbone(s) resnet81; valid:" in capsys.readouterr().err
