@@ -157,16 +157,30 @@ def _main_variant(table: list[dict[str, Any]], row: dict[str, Any]) -> str:
     return min((r["variant"] for r in table if r["dataset"] == row["dataset"]), key=len)
 
 
+# below this Holm-corrected p a paired difference counts as resolved
+ALPHA = 0.05
+
+
+def verdict(row: dict[str, Any]) -> str:
+    """``better`` / ``worse`` than the baseline when the Holm-corrected p is below :data:`ALPHA`,
+    ``within noise`` when it is not, nothing where there was no paired comparison over 2+ seeds."""
+    if row.get("p_holm") is None:
+        return ""
+    if row["p_holm"] < ALPHA:
+        return "better" if row["diff"] > 0 else "worse"
+    return "within noise"
+
+
 def table_markdown(table: list[dict[str, Any]], metric: str) -> str:
     columns = [
-        "dataset", "cell", "n", "mean ± sd", f"diff vs {BASELINE}", "95% CI", "p", "p (Holm)", "paper",
+        "dataset", "cell", "n", "mean ± sd", f"diff vs {BASELINE}", "95% CI", "p", "p (Holm)", "verdict", "paper",
         "params (M)", "GFLOPs", "train time (s)",
     ]  # fmt: skip
     cells = [
         [r["dataset"], r["label"], r["n"], _pm(r["mean"], r["std"]), _fmt(r["diff"], sign=True),
          f"[{_fmt(r['ci_low'], sign=True)}, {_fmt(r['ci_high'], sign=True)}]" if r["ci_low"] is not None else "",
-         _fmt(r["p_value"], 3), _fmt(r["p_holm"], 3), _fmt(r["paper"]), _fmt(r["params_M"], 4), _fmt(r["gflops"], 4),
-         _fmt(r["train_time_s"], 0)]
+         _fmt(r["p_value"], 3), _fmt(r["p_holm"], 3), verdict(r), _fmt(r["paper"]), _fmt(r["params_M"], 4),
+         _fmt(r["gflops"], 4), _fmt(r["train_time_s"], 0)]
         for r in _order(table)
     ]  # fmt: skip
     return markdown_table(columns, cells)
@@ -259,6 +273,25 @@ def plot_cells(table: list[dict[str, Any]], rows: list[dict[str, Any]], metric: 
         )
         ax.set_title(f"{dataset}: seeds (grey), mean ± 95% CI (blue), paper (red x)", fontsize=9)
         ax.set_ylabel(METRIC_NAMES.get(metric, metric), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_differences(table: list[dict[str, Any]], metric: str, path: Path) -> None:
+    """Forest plot: each cell's paired difference to the baseline with its 95% CI; 0 marked."""
+    plt = _pyplot()
+    rows = [r for r in _order(table) if r["diff"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(rows) + 1.2))
+    for y, r in enumerate(reversed(rows)):
+        low = r["ci_low"] if r["ci_low"] is not None else r["diff"]
+        high = r["ci_high"] if r["ci_high"] is not None else r["diff"]
+        color = {"better": "C2", "worse": "C3"}.get(verdict(r), "C0")
+        ax.errorbar(r["diff"], y, xerr=[[r["diff"] - low], [high - r["diff"]]], fmt="o", color=color, capsize=3)
+    ax.axvline(0, color="0.4", linewidth=0.8)
+    ax.set_yticks(range(len(rows)), [f"{r['dataset']}: {r['label']} (n={r['n_paired']})" for r in reversed(rows)])
+    ax.tick_params(labelsize=7)
+    ax.set_xlabel(f"{METRIC_NAMES.get(metric, metric)} minus `{BASELINE}`, paired by seed: mean and 95% CI", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110, metadata={"Software": None})
     plt.close(fig)
@@ -382,6 +415,10 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
         figure = figures / f"{name}_{metric}.png"
         plot_cells(table, rows, metric, figure)
         lines += [f"![{metric}](figures/{figure.name})", ""]
+        if any(r["diff"] is not None for r in table):
+            differences = figures / f"{name}_{metric}_vs_{BASELINE}.png"
+            plot_differences(table, metric, differences)
+            lines += [f"![differences](figures/{differences.name})", ""]
         if metric == METRICS[task][0]:
             cost_figure = figures / f"{name}_cost.png"
             plot_cost(table, metric, cost_figure)

@@ -125,6 +125,7 @@ def test_study_report_statistics_match_scipy(tmp_path):
         assert cells[3] == f"{np.mean(treated[attention]):.2f} ± {np.std(treated[attention], ddof=1):.2f}"
         assert cells[4:8] == [f"{diff:+.2f}", f"[{interval.low:+.2f}, {interval.high:+.2f}]", f"{test.pvalue:.3f}",
                               f"{p_holm:.3f}"]  # fmt: skip
+        assert cells[8] == ("within noise" if p_holm >= 0.05 else "better" if diff > 0 else "worse")
     assert "| fashion | lga | 3 |" in markdown and "92.90" in markdown  # the paper's number beside the cell
     assert "| fashion | lga [attention.pos_embed=false] | 1 | 88.00 |" in markdown
     weights_line = next(r for r in markdown.splitlines() if r.startswith("| fashion | lga | attn |"))
@@ -133,7 +134,8 @@ def test_study_report_statistics_match_scipy(tmp_path):
     )  # the last epoch's a_local, a_global, scale_w0
     jobs = pd.read_csv(study / "jobs.csv")
     assert len(jobs) == 10 and set(jobs.status) == {"ok"}
-    assert (tmp_path / "figures" / "classification_weights.png").stat().st_size > 1000
+    for figure in ("weights", "test_top1_vs_none", "cost"):
+        assert (tmp_path / "figures" / f"classification_{figure}.png").stat().st_size > 1000
 
 
 def test_study_report_without_records_says_what_to_run(tmp_path):
