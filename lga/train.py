@@ -288,7 +288,6 @@ def train(cfg: DictConfig, signals: StopSignals) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "resumed_from": resume_from,
         "monitor": model.monitor,
-        "config": identity,
     }
 
 
@@ -378,6 +377,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             record["tuned"] = tuned
         check_ranges(cfg)
         check_objective(cfg.objective)
+        record["config"] = run_identity(cfg)  # what a study record must match to stand for this job
         recorded = _recorded_result(study_path, cfg) if study_path is not None else None
         if recorded is not None:
             write_result(output_dir, recorded)

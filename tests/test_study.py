@@ -80,6 +80,16 @@ def test_a_record_of_another_configuration_is_an_error_not_a_result(tmp_path, ru
     assert "delete it to train this job again" in summary
 
 
+def test_a_diverged_job_is_a_result_of_the_study(tmp_path, run_lga):
+    """A divergence is what that configuration does: recorded, and not trained again."""
+    args = ("-m", "experiment=study_tiny", "attention=none", "seed=0", "logger=none", "optimizer.lr=1e12")
+    first = run_lga(*args)
+    record = next((_studies(tmp_path) / "tiny" / "jobs").glob("*/result.json"))
+    assert json.loads(record.read_text())["status"] == "diverged" and first.returncode != 0
+    again = run_lga(*args)
+    assert "already in the study" in again.stdout + again.stderr and "epoch 1/1" not in again.stdout + again.stderr
+
+
 def _record(root, attention, seed, top1, *, variant="", weights=None):
     name = f"fashion-paper-{attention}-s{seed}" + (f"--{variant}" if variant else "")
     job = root / "jobs" / name
