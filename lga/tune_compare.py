@@ -45,7 +45,8 @@ def tuned_table(search_root: Path, attentions: list[str]) -> list[dict]:
     rows = []
     for attention in attentions:
         best = OmegaConf.load(search_root / attention / "optimization_results.yaml")
-        rows.append({"attention": attention, "best_val": round(100 * float(best.best_value), 2), **best.best_params})
+        params = {k: float(f"{v:.4g}") if isinstance(v, float) else v for k, v in best.best_params.items()}
+        rows.append({"attention": attention, "best_val_%": round(100 * float(best.best_value), 2), **params})
     return rows
 
 
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     write_atomic(
         paths["tuned_md"],
         f"## Tuned on validation: {args.trials} TPE trials per variant\n\n"
+        f"`python -m lga.tune_compare {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
+        "Best validation value and hyperparameters per variant (4 significant digits); the comparison\n"
+        "(`report.md`) ran each variant at these, over seeds, on the test set.\n\n"
         + markdown_table(columns, ([r.get(c) for c in columns] for r in rows))
         + "\n",
     )
