@@ -61,30 +61,32 @@ def measure(backbone: str, attention: str, overrides: list[str], *, batch: int, 
     }
 
 
-def _ms(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}"
-
-
 def to_markdown(rows: list[dict], batch: int) -> str:
-    head = [
-        "backbone",
-        "attention",
-        "params (M)",
-        "+params vs none (M)",
-        "GFLOPs",
-        "latency b1 (ms)",
-        f"latency b{batch} (ms)",
-        "paper params (M)",
-    ]
+    """The rows as a Markdown table; latency columns only where timed, the paper's column only where it has a number."""
     base = {r["backbone"]: r["params_M"] for r in rows if r["attention"] == "none"}
-    cells = []
-    for r in rows:
-        delta = r["params_M"] - base[r["backbone"]] if r["backbone"] in base else None
-        paper = PAPER_PARAMS_M.get(r["attention"]) if r["backbone"].startswith("mobilenetv3") else None
-        cells.append([r["backbone"], r["attention"], f"{r['params_M']:.4f}", None if delta is None else f"{delta:+.4f}",
-                      f"{r['gflops']:.4f}", _ms(r["latency_b1_ms"]), _ms(r[f"latency_b{batch}_ms"]),
-                      paper])  # fmt: skip
-    return markdown_table(head, cells)
+    columns = {
+        "backbone": lambda r: r["backbone"],
+        "attention": lambda r: r["attention"],
+        "params (M)": lambda r: f"{r['params_M']:.4f}",
+        "+params vs none (M)": lambda r: (
+            f"{r['params_M'] - base[r['backbone']]:+.4f}" if r["backbone"] in base else None
+        ),
+        "GFLOPs": lambda r: f"{r['gflops']:.4f}",
+        "latency b1 (ms)": lambda r: None if r["latency_b1_ms"] is None else f"{r['latency_b1_ms']:.2f}",
+        f"latency b{batch} (ms)": lambda r: (
+            None if r[f"latency_b{batch}_ms"] is None else f"{r[f'latency_b{batch}_ms']:.2f}"
+        ),
+        "paper params (M)": lambda r: (
+            PAPER_PARAMS_M.get(r["attention"]) if r["backbone"].startswith("mobilenetv3") else None
+        ),
+    }
+    cells = {name: [cell(r) for r in rows] for name, cell in columns.items()}
+    shown = [
+        name
+        for name, values in cells.items()
+        if name in ("backbone", "attention") or any(v is not None for v in values)
+    ]
+    return markdown_table(shown, ([cells[name][i] for name in shown] for i in range(len(rows))))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
