@@ -58,9 +58,14 @@ def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
-def _is_variant(override: str) -> bool:
+def is_run_only(override: str) -> bool:
+    """Whether an override only changes where or how a job runs (:data:`RUN_ONLY`)."""
     key = _override_key(override)
-    return key not in (*AXIS_GROUPS, "seed") and not any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
+    return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
+
+
+def _is_variant(override: str) -> bool:
+    return _override_key(override) not in (*AXIS_GROUPS, "seed") and not is_run_only(override)
 
 
 def job_axes(cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

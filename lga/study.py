@@ -35,7 +35,7 @@ from scipy import stats
 from .config import REPO_ROOT
 from .report import aggregate, values_by_group
 from .results import columns as summary_columns
-from .results import sweep_rows
+from .results import is_run_only, sweep_rows
 from .utils import csv_text, markdown_table, write_atomic
 
 # where the study presets keep their records (LGA_STUDY_DIR overrides, as in conf/experiment/study_*.yaml)
@@ -123,7 +123,8 @@ def cell_labels(rows: list[dict[str, Any]]) -> dict[tuple[str, str], str]:
 def study_table(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
     """One row per cell: n, mean, sd over seeds, paired difference to ``none`` with its 95% CI
     and p (:func:`lga.report.aggregate`), the Holm-adjusted p over the table's comparisons, the
-    paper's number, and the cell's cost (parameters, GFLOPs, median train time over seeds)."""
+    paper's number, and the cell's cost (parameters, GFLOPs). Not train time: the jobs shared the
+    machine with other work, so their wall times measure the load as much as the block."""
     table = aggregate(values_by_group(rows, metric), metric, BASELINE)
     for r, adjusted in zip(table, holm([r["p_value"] for r in table])):
         r["p_holm"] = adjusted
@@ -141,7 +142,6 @@ def study_table(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]
         r["paper"] = PAPER.get(r["dataset"], {}).get(metric, {}).get(r["attention"]) if main_cell else None
         r["params_M"] = jobs[0]["params_M"]
         r["gflops"] = jobs[0]["gflops"]
-        r["train_time_s"] = statistics.median(j["train_time_s"] for j in jobs)
     return table
 
 
@@ -174,16 +174,41 @@ def verdict(row: dict[str, Any]) -> str:
 def table_markdown(table: list[dict[str, Any]], metric: str) -> str:
     columns = [
         "dataset", "cell", "n", "mean ± sd", f"diff vs {BASELINE}", "95% CI", "p", "p (Holm)", "verdict", "paper",
-        "params (M)", "GFLOPs", "train time (s)",
+        "params (M)", "GFLOPs",
     ]  # fmt: skip
     cells = [
         [r["dataset"], r["label"], r["n"], _pm(r["mean"], r["std"]), _fmt(r["diff"], sign=True),
          f"[{_fmt(r['ci_low'], sign=True)}, {_fmt(r['ci_high'], sign=True)}]" if r["ci_low"] is not None else "",
          _fmt(r["p_value"], 3), _fmt(r["p_holm"], 3), verdict(r), _fmt(r["paper"]), _fmt(r["params_M"], 4),
-         _fmt(r["gflops"], 4), _fmt(r["train_time_s"], 0)]
+         _fmt(r["gflops"], 4)]
         for r in _order(table)
     ]  # fmt: skip
     return markdown_table(columns, cells)
+
+
+def settings_markdown(study_dir: Path) -> str:
+    """Per dataset, what its baseline's first seed ran (its config and overrides): nothing typed by hand."""
+    import json
+
+    lines = []
+    seen = set()
+    records = [json.loads(path.read_text()) for path in sorted((study_dir / "jobs").glob("*/result.json"))]
+    records.sort(key=lambda r: (r["attention"] != BASELINE, len(r.get("variant") or ""), r["seed"]))
+    for result in records:
+        config = result.get("config")
+        if config is None or result["dataset"] in seen:
+            continue
+        seen.add(result["dataset"])
+        data, optim, trainer = config["dataset"], config["optimizer"], config["trainer"]
+        backbone = {k: v for k, v in config["backbone"].items() if not k.startswith("_")}
+        optimizer, schedule = (config[k]["_target_"].rsplit(".", 1)[-1] for k in ("optimizer", "scheduler"))
+        overrides = [o for o in result.get("overrides", []) if not is_run_only(o)]
+        lines.append(
+            f"- `{result['dataset']}` ({result['backbone']}: {backbone}): {trainer['max_epochs']} epochs, "
+            f"batch {data['batch_size']}, {data['image_size']} px input, {optimizer} lr {optim['lr']} "
+            f"weight decay {optim['weight_decay']}, {schedule}; `{' '.join(overrides)}`"
+        )
+    return "\n".join(lines)
 
 
 # -- learned weights ------------------------------------------------------------------------
@@ -298,18 +323,18 @@ def plot_differences(table: list[dict[str, Any]], metric: str, path: Path) -> No
 
 
 def plot_cost(table: list[dict[str, Any]], metric: str, path: Path) -> None:
-    """The metric (mean ± 95% CI) against parameters and against median train time, per cell."""
+    """The metric (mean ± 95% CI) against parameters and against GFLOPs, per cell."""
     plt = _pyplot()
     datasets = sorted({r["dataset"] for r in table})
     fig, axes = plt.subplots(len(datasets), 2, figsize=(10, 3.8 * len(datasets)), squeeze=False)
-    for (ax_params, ax_time), dataset in zip(axes, datasets):
+    for (ax_params, ax_flops), dataset in zip(axes, datasets):
         for i, r in enumerate(r for r in _order(table) if r["dataset"] == dataset):
-            for ax, x in ((ax_params, r["params_M"]), (ax_time, r["train_time_s"])):
+            for ax, x in ((ax_params, r["params_M"]), (ax_flops, r["gflops"])):
                 ax.errorbar(x, r["mean"], yerr=_ci_half(r), fmt="o", color=f"C{i % 10}", capsize=3)
                 ax.annotate(r["label"], (x, r["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax_params.set_xlabel("parameters (M)", fontsize=8)
-        ax_time.set_xlabel("median train time per job (s)", fontsize=8)
-        for ax in (ax_params, ax_time):
+        ax_flops.set_xlabel("GFLOPs per image (forward)", fontsize=8)
+        for ax in (ax_params, ax_flops):
             ax.set_ylabel(METRIC_NAMES.get(metric, metric), fontsize=8)
             ax.set_title(dataset, fontsize=9)
     fig.tight_layout()
@@ -362,12 +387,13 @@ def _task(rows: list[dict[str, Any]]) -> str:
 
 
 def _compute_line(rows: list[dict[str, Any]]) -> str:
+    """Training compute in core-hours: each job's training wall time times its threads, summed."""
     ok = [r for r in rows if r["status"] == "ok"]
-    train_s = sum(r["train_time_s"] or 0 for r in ok)
+    core_s = sum((r["train_time_s"] or 0) * (r["threads"] or 1) for r in ok)
     threads = sorted({r["threads"] for r in ok if r["threads"] is not None})
     return (
-        f"{len(ok)} jobs, {train_s / 3600:.2f} hours of training in all (sum over jobs of their training "
-        f"wall time; validation and test excluded), {'/'.join(map(str, threads))} thread(s) per job."
+        f"{len(ok)} finished jobs, {core_s / 3600:.2f} CPU core-hours of training (each job's training wall "
+        f"time x its threads, {'/'.join(map(str, threads))} per job; validation and test not counted)."
     )
 
 
@@ -394,17 +420,22 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
         f"Written by `python -m lga.study` from the job records in `{name}/jobs/` (per job: `{name}/jobs.csv`).",
         "Cells are mean ± sd over seeds; the difference to `none` is paired by seed (same data, options and",
         "seed), with a 95% t interval and a paired t-test's p; `p (Holm)` corrects that p for every comparison",
-        "in the same table. `paper`: the paper's own number"
-        + (" (its TinyPerson column: another dataset, for direction only)." if task == "detection" else "")
+        "in the same table; `verdict` says whether that corrected p is below 0.05. `paper`: the paper's own"
         + (
-            " (its MNIST column is the full MNIST; here `mnist_5k`, 5,000 training digits)."
+            " number (its TinyPerson column: another dataset, for direction only)."
+            if task == "detection"
+            else " number (its MNIST column is the full MNIST; here `mnist_5k`, 5,000 training digits)."
             if any(r["dataset"] == "mnist_5k" for r in rows)
-            else ""
-        ),  # noqa: E501
-        "Train time: median over seeds of each job's training wall time, two jobs sharing 2 CPU cores",
-        "(a comparison within this study, not a benchmark).",
+            else " number."
+        ),
+        "Cost: parameters and forward GFLOPs of the whole model. No times: the jobs shared 2 CPU cores with",
+        "other work, so their wall times would measure the load (see experiments/bench_cpu.md for timings).",
         "",
         f"Compute: {_compute_line(rows)}",
+        "",
+        "Setting (each dataset's `none` job of seed 0; other cells differ from it only as their labels say):",
+        "",
+        settings_markdown(study_dir),
         "",
     ]
     for metric in METRICS[task]:
