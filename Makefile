@@ -55,7 +55,7 @@ study-detection:
 	$(PYTHON) run.py -m experiment=study_detection
 
 study-report:
-	$(PYTHON) -m lga.study
+	$(PYTHON) -m lga.study --readme   # the reports, figures, and the README's headline table
 
 # Tune each variant on validation with the same budget, then compare them over seeds at
 # their own best hyperparameters (experiments/tune_compare/ holds a committed run).

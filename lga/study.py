@@ -478,6 +478,57 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
     return out
 
 
+HEADLINE_START, HEADLINE_END = "<!-- study headline: python -m lga.study --readme -->", "<!-- end of study headline -->"
+
+
+def _difference(row: dict[str, Any]) -> str:
+    if row["diff"] is None:
+        return ""
+    interval = (
+        f" [{_fmt(row['ci_low'], sign=True)}, {_fmt(row['ci_high'], sign=True)}]" if row["ci_low"] is not None else ""
+    )
+    return _fmt(row["diff"], sign=True) + interval
+
+
+def headline_markdown(root: Path, link: str = ".") -> str:
+    """The short table README's Findings shows: every cell of every study on its headline metric,
+    with its paired difference to ``none`` and the verdict; ``link``: ``root`` as the reader reaches it."""
+    blocks = []
+    for study_dir in studies(root):
+        rows = sweep_rows(study_dir)
+        metric = METRICS[_task(rows)][0]
+        table = study_table(rows, metric)
+        cells = [
+            [r["dataset"], r["label"], r["n"], _pm(r["mean"], r["std"]), _difference(r), _fmt(r["p_holm"], 3),
+             verdict(r), _fmt(r["paper"])]
+            for r in _order(table)
+        ]  # fmt: skip
+        columns = [
+            "dataset",
+            "cell",
+            "seeds",
+            METRIC_NAMES[metric],
+            f"vs {BASELINE} [95% CI]",
+            "p (Holm)",
+            "verdict",
+            "paper",
+        ]
+        report = f"{link}/{study_dir.name}.md"
+        blocks.append(f"**{study_dir.name}** ([{report}]({report}))\n\n" + markdown_table(columns, cells))
+    return "\n\n".join(blocks)
+
+
+def update_readme(readme: Path, root: Path) -> None:
+    """Rewrite the block between the headline markers of ``readme`` from the committed records."""
+    text = readme.read_text()
+    if HEADLINE_START not in text or HEADLINE_END not in text:
+        raise SystemExit(f"error: {readme} has no study headline block ({HEADLINE_START} ... {HEADLINE_END})")
+    before, rest = text.split(HEADLINE_START, 1)
+    after = rest.split(HEADLINE_END, 1)[1]
+    headline = headline_markdown(root, os.path.relpath(root, readme.parent))
+    write_atomic(readme, f"{before}{HEADLINE_START}\n{headline}\n{HEADLINE_END}{after}")
+
+
 def studies(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.glob("*/jobs") if p.is_dir())
 
@@ -486,6 +537,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=STUDY_ROOT, help="the studies' directory (experiments/study)")
     parser.add_argument("--study", action="append", help="a study's name (default: every one under --root)")
+    parser.add_argument(
+        "--readme", type=Path, nargs="?", const=REPO_ROOT / "README.md", help="also rewrite its headline"
+    )
     args = parser.parse_args(argv)
     dirs = [args.root / s for s in args.study] if args.study else studies(args.root)
     if not dirs:
@@ -493,6 +547,9 @@ def main(argv: list[str] | None = None) -> None:
     for study_dir in dirs:
         for kind, path in write_study_report(study_dir, args.root).items():
             print(f"{kind}: {path}")
+    if args.readme is not None:
+        update_readme(args.readme, args.root)
+        print(f"readme: {args.readme}")
 
 
 if __name__ == "__main__":

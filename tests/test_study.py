@@ -166,3 +166,12 @@ def test_the_committed_study_reports_are_what_their_records_give(tmp_path):
         write_study_report(tmp_path / name)
         assert (tmp_path / f"{name}.md").read_text() == (COMMITTED / f"{name}.md").read_text(), name
         assert (tmp_path / name / "jobs.csv").read_text() == (jobs.parent / "jobs.csv").read_text(), name
+
+
+@pytest.mark.skipif(not list(COMMITTED.glob("*/jobs")), reason="no study committed under experiments/study yet")
+def test_the_readme_headline_is_the_committed_study():
+    from lga.study import HEADLINE_END, HEADLINE_START, headline_markdown
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    block = readme.split(HEADLINE_START, 1)[1].split(HEADLINE_END, 1)[0].strip()
+    assert block == headline_markdown(COMMITTED, "experiments/study"), "run python -m lga.study --readme"
