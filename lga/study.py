@@ -23,6 +23,7 @@ the records alone: re-running it rewrites the same bytes.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -171,7 +172,7 @@ def verdict(row: dict[str, Any]) -> str:
     return "within noise"
 
 
-def table_markdown(table: list[dict[str, Any]], metric: str) -> str:
+def table_markdown(table: list[dict[str, Any]]) -> str:
     columns = [
         "dataset", "cell", "n", "mean ± sd", f"diff vs {BASELINE}", "95% CI", "p", "p (Holm)", "verdict", "paper",
         "params (M)", "GFLOPs",
@@ -188,8 +189,6 @@ def table_markdown(table: list[dict[str, Any]], metric: str) -> str:
 
 def settings_markdown(study_dir: Path) -> str:
     """Per dataset, what its baseline's first seed ran (its config and overrides): nothing typed by hand."""
-    import json
-
     lines = []
     seen = set()
     records = [json.loads(path.read_text()) for path in sorted((study_dir / "jobs").glob("*/result.json"))]
@@ -217,8 +216,6 @@ def settings_markdown(study_dir: Path) -> str:
 def weight_frame(study_dir: Path):
     """Long table of the LGA blocks' learned weights: one row per job x epoch x block x quantity
     (``a_local``, ``a_global``, ``scale_w<i>``, ``scale_entropy``), from each record's ``lga_weights``."""
-    import json
-
     import pandas as pd
 
     labels = cell_labels(sweep_rows(study_dir))
@@ -442,7 +439,7 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
         table = study_table(rows, metric)
         if not table:
             continue
-        lines += [f"## {METRIC_NAMES[metric]}", "", table_markdown(table, metric), ""]
+        lines += [f"## {METRIC_NAMES[metric]}", "", table_markdown(table), ""]
         figure = figures / f"{name}_{metric}.png"
         plot_cells(table, rows, metric, figure)
         lines += [f"![{metric}](figures/{figure.name})", ""]
