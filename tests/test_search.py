@@ -66,3 +66,17 @@ def test_tune_then_compare_at_a_tiny_budget(tmp_path):
         assert record["config"]["optimizer"]["lr"] == best["optimizer.lr"]
     report = {r["attention"]: r for r in csv.DictReader((out / "report.csv").open())}
     assert report["lga"]["n_paired"] == "2" and report["none"]["n"] == "2"  # paired by seed despite other lrs
+
+
+def test_the_same_search_runs_for_detection_without_label_smoothing(tmp_path, run_lga):
+    sweep = tmp_path / "search"
+    result = run_lga(*SEARCH, "task=detection", "hydra.sweeper.n_trials=1", f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "not searched: model.label_smoothing (this config has no such option)" in result.stdout + result.stderr
+    (row,) = list(csv.DictReader((sweep / "summary.csv").open()))
+    assert (
+        "optimizer.lr=" in row["job"]
+        and "label_smoothing" not in row["job"]
+        and row["val_map50_best"] != ""
+        and row["test_map50"] == ""
+    )

@@ -16,11 +16,13 @@ from typing import Any, List
 import numpy as np
 import optuna
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 log = logging.getLogger(__name__)
 
 DONE = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+_ABSENT = object()
 
 
 def _reseed(sampler: Any, offset: int) -> None:
@@ -34,6 +36,12 @@ def _reseed(sampler: Any, offset: int) -> None:
 class ResumableOptunaSweeper(OptunaSweeper):
     def sweep(self, arguments: List[str]) -> None:
         impl = self.sweeper
+        # one search space for every task: an option this config lacks (label smoothing under
+        # task=detection) is left out of the search, and the log says so
+        absent = [key for key in impl.params or {} if OmegaConf.select(impl.config, key, default=_ABSENT) is _ABSENT]
+        for key in absent:
+            log.info("not searched: %s (this config has no such option)", key)
+            del impl.params[key]
         if impl.storage is not None:
             try:
                 study = optuna.load_study(study_name=impl.study_name, storage=impl.storage)
