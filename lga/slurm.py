@@ -172,13 +172,15 @@ def up(timeout: float = 90) -> None:
     # sinfo can say idle from recovered state before slurmd registered: run a real job
     deadline = time.monotonic() + timeout
     while True:
-        probe = _run("srun", "-N1", "-n1", "-t", "1", "true", check=False, timeout=30)
-        if probe.returncode == 0:
-            return
+        try:
+            probe = _run("srun", "-N1", "-n1", "-t", "1", "true", check=False, timeout=30)
+            if probe.returncode == 0:
+                return
+            why = probe.stderr.strip()
+        except subprocess.TimeoutExpired:  # slurmd still registering, or a loaded machine: try again
+            why = "srun waited 30 s for a node"
         if time.monotonic() > deadline:
-            raise ClusterError(
-                f"cluster did not run a job within {timeout:.0f} s: {probe.stderr.strip()}; logs in {STATE_DIR}"
-            )
+            raise ClusterError(f"cluster did not run a job within {timeout:.0f} s: {why}; logs in {STATE_DIR}")
         time.sleep(1)
 
 
