@@ -29,8 +29,16 @@ from .results import METRIC_COLUMNS, sweep_rows
 from .utils import csv_text, markdown_table, write_atomic
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+def fmt(value: float | None, digits: int = 2, sign: bool = False) -> str:
+    """A table cell: blank for no value (None or NaN), else ``digits`` decimals (``+``/``-`` with ``sign``)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def ci_half(n: int, sd: float | None) -> float:
+    """Half-width of the 95% t interval of a mean of ``n`` values with standard deviation ``sd`` (0 for n < 2)."""
+    return stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n) if n > 1 and sd else 0.0
 
 
 def paired_difference(treated: dict[int, float], baseline: dict[int, float]) -> dict[str, Any]:
@@ -42,7 +50,7 @@ def paired_difference(treated: dict[int, float], baseline: dict[int, float]) -> 
         return out
     out["diff"] = statistics.fmean(diffs)
     if len(diffs) > 1:
-        half = stats.t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+        half = ci_half(len(diffs), statistics.stdev(diffs))
         out["ci_low"], out["ci_high"] = out["diff"] - half, out["diff"] + half
         if statistics.stdev(diffs) > 0:
             out["p_value"] = float(stats.ttest_rel([treated[s] for s in seeds], [baseline[s] for s in seeds]).pvalue)
@@ -124,9 +132,9 @@ def to_markdown(
 ) -> str:
     columns = ["dataset", "backbone", "attention", "n", "mean", "std", f"diff vs {baseline}", "95% CI", "p (paired t)"]
     cells = [
-        [r["dataset"], r["backbone"], _label(r, table), r["n"], _fmt(r["mean"]), _fmt(r["std"]),
+        [r["dataset"], r["backbone"], _label(r, table), r["n"], fmt(r["mean"]), fmt(r["std"]),
          f"{r['diff']:+.2f}" if r["diff"] is not None else "",
-         f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]" if r["ci_low"] is not None else "", _fmt(r["p_value"], 3)]
+         f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if r["ci_low"] is not None else "", fmt(r["p_value"], 3)]
         for r in table
     ]  # fmt: skip
     lines = [f"## {metric} (%) over seeds; difference to `{baseline}` paired by seed", ""]
@@ -164,8 +172,7 @@ def plot(
             seeds = list(values[(dataset, backbone, r["attention"], r["variant"])].values())
             ax.scatter([x] * len(seeds), seeds, s=14, color="0.55", zorder=2)
             if r["n"] > 1:
-                half = stats.t.ppf(0.975, r["n"] - 1) * r["std"] / math.sqrt(r["n"])
-                ax.errorbar(x, r["mean"], yerr=half, fmt="o", color="C0", capsize=4, zorder=3)
+                ax.errorbar(x, r["mean"], yerr=ci_half(r["n"], r["std"]), fmt="o", color="C0", capsize=4, zorder=3)
             else:
                 ax.plot(x, r["mean"], "o", color="C0", zorder=3)
             if r["attention"] == baseline:

@@ -31,10 +31,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from scipy import stats
-
 from .config import REPO_ROOT
-from .report import aggregate, values_by_group
+from .report import aggregate, ci_half, fmt, values_by_group
 from .results import columns as summary_columns
 from .results import is_run_only, sweep_rows
 from .utils import csv_text, markdown_table, write_atomic
@@ -91,14 +89,12 @@ def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
-def _fmt(value: float | None, digits: int = 2, sign: bool = False) -> str:
-    if value is None:
-        return ""
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+def _interval(row: dict[str, Any]) -> str:
+    return f"[{fmt(row['ci_low'], sign=True)}, {fmt(row['ci_high'], sign=True)}]"
 
 
 def _pm(mean: float | None, sd: float | None, digits: int = 2) -> str:
-    return "" if mean is None else _fmt(mean, digits) + (f" ± {sd:.{digits}f}" if sd is not None else "")
+    return "" if mean is None else fmt(mean, digits) + (f" ± {sd:.{digits}f}" if sd is not None else "")
 
 
 # -- cells ----------------------------------------------------------------------------------
@@ -178,10 +174,10 @@ def table_markdown(table: list[dict[str, Any]]) -> str:
         "params (M)", "GFLOPs",
     ]  # fmt: skip
     cells = [
-        [r["dataset"], r["label"], r["n"], _pm(r["mean"], r["std"]), _fmt(r["diff"], sign=True),
-         f"[{_fmt(r['ci_low'], sign=True)}, {_fmt(r['ci_high'], sign=True)}]" if r["ci_low"] is not None else "",
-         _fmt(r["p_value"], 3), _fmt(r["p_holm"], 3), verdict(r), _fmt(r["paper"]), _fmt(r["params_M"], 4),
-         _fmt(r["gflops"], 4)]
+        [r["dataset"], r["label"], r["n"], _pm(r["mean"], r["std"]), fmt(r["diff"], sign=True),
+         _interval(r) if r["ci_low"] is not None else "",
+         fmt(r["p_value"], 3), fmt(r["p_holm"], 3), verdict(r), fmt(r["paper"]), fmt(r["params_M"], 4),
+         fmt(r["gflops"], 4)]
         for r in _order(table)
     ]  # fmt: skip
     return markdown_table(columns, cells)
@@ -269,10 +265,6 @@ def _pyplot():
     return plt
 
 
-def _ci_half(r: dict[str, Any]) -> float:
-    return stats.t.ppf(0.975, r["n"] - 1) * r["std"] / math.sqrt(r["n"]) if r["n"] > 1 and r["std"] else 0.0
-
-
 def plot_cells(table: list[dict[str, Any]], rows: list[dict[str, Any]], metric: str, path: Path) -> None:
     """Per dataset: every seed as a dot, the mean with its 95% CI, the baseline's mean dashed,
     the paper's number as a cross."""
@@ -285,7 +277,7 @@ def plot_cells(table: list[dict[str, Any]], rows: list[dict[str, Any]], metric: 
         for x, r in enumerate(cells):
             seeds = list(values[(r["dataset"], r["backbone"], r["attention"], r["variant"])].values())
             ax.scatter([x] * len(seeds), seeds, s=12, color="0.6", zorder=2)
-            ax.errorbar(x, r["mean"], yerr=_ci_half(r), fmt="o", color="C0", capsize=4, zorder=3)
+            ax.errorbar(x, r["mean"], yerr=ci_half(r["n"], r["std"]), fmt="o", color="C0", capsize=4, zorder=3)
             if r["paper"] is not None:
                 ax.plot(x, r["paper"], "x", color="C3", zorder=3)
             if r["label"] == BASELINE:
@@ -327,7 +319,7 @@ def plot_cost(table: list[dict[str, Any]], metric: str, path: Path) -> None:
     for (ax_params, ax_flops), dataset in zip(axes, datasets):
         for i, r in enumerate(r for r in _order(table) if r["dataset"] == dataset):
             for ax, x in ((ax_params, r["params_M"]), (ax_flops, r["gflops"])):
-                ax.errorbar(x, r["mean"], yerr=_ci_half(r), fmt="o", color=f"C{i % 10}", capsize=3)
+                ax.errorbar(x, r["mean"], yerr=ci_half(r["n"], r["std"]), fmt="o", color=f"C{i % 10}", capsize=3)
                 ax.annotate(r["label"], (x, r["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax_params.set_xlabel("parameters (M)", fontsize=8)
         ax_flops.set_xlabel("GFLOPs per image (forward)", fontsize=8)
@@ -479,12 +471,10 @@ HEADLINE_START, HEADLINE_END = "<!-- study headline: python -m lga.study --readm
 
 
 def _difference(row: dict[str, Any]) -> str:
+    """``+0.12 [-0.30, +0.54]``: the paired difference and its interval, where there is one."""
     if row["diff"] is None:
         return ""
-    interval = (
-        f" [{_fmt(row['ci_low'], sign=True)}, {_fmt(row['ci_high'], sign=True)}]" if row["ci_low"] is not None else ""
-    )
-    return _fmt(row["diff"], sign=True) + interval
+    return fmt(row["diff"], sign=True) + (f" {_interval(row)}" if row["ci_low"] is not None else "")
 
 
 def headline_markdown(root: Path, link: str = ".") -> str:
@@ -496,8 +486,8 @@ def headline_markdown(root: Path, link: str = ".") -> str:
         metric = METRICS[_task(rows)][0]
         table = study_table(rows, metric)
         cells = [
-            [r["dataset"], r["label"], r["n"], _pm(r["mean"], r["std"]), _difference(r), _fmt(r["p_holm"], 3),
-             verdict(r), _fmt(r["paper"])]
+            [r["dataset"], r["label"], r["n"], _pm(r["mean"], r["std"]), _difference(r), fmt(r["p_holm"], 3),
+             verdict(r), fmt(r["paper"])]
             for r in _order(table)
         ]  # fmt: skip
         columns = [
