@@ -64,8 +64,12 @@ def is_run_only(override: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in RUN_ONLY)
 
 
+# named by an axis already (a timm model: backbone=timm/efficientnet_b0), or each variant's own (tune, then compare)
+NAMED_ELSEWHERE = ("seed", "backbone.model_name", "tuned")
+
+
 def _is_variant(override: str) -> bool:
-    return _override_key(override) not in (*AXIS_GROUPS, "seed") and not is_run_only(override)
+    return _override_key(override) not in (*AXIS_GROUPS, *NAMED_ELSEWHERE) and not is_run_only(override)
 
 
 def job_axes(cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -81,11 +85,7 @@ def job_axes(cfg: DictConfig, choices: Mapping[str, Any], overrides: Sequence[st
     if cfg.backbone.get("model_name"):  # backbone=timm: the model is the axis (timm/efficientnet_b0)
         axes["backbone"] = f"{axes['backbone']}/{cfg.backbone.model_name}"
     axes["seed"] = int(cfg.seed)
-    # a timm model is named by the backbone axis; tuned hyperparameters are each variant's own (tune, then compare)
-    named_elsewhere = ("backbone.model_name", "tuned")
-    axes["variant"] = " ".join(
-        sorted(o for o in overrides if _is_variant(o) and _override_key(o) not in named_elsewhere)
-    )
+    axes["variant"] = " ".join(sorted(o for o in overrides if _is_variant(o)))
     axes["backbone_class"] = _option_name(cfg.backbone)
     axes["task"] = choices.get("model") or _option_name(cfg.model)
     return axes
