@@ -331,15 +331,15 @@ def apply_tuned(cfg: DictConfig) -> dict[str, Any] | None:
 _RECORDED = ("ok", "diverged")
 
 
-def _recorded_result(path: Path, cfg: DictConfig) -> dict[str, Any] | None:
-    """The study's record of this job, if it has one this configuration wrote; a record of
-    another configuration is an error that names the differences."""
+def _recorded_result(path: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The study's record of this job, if it has one the configuration ``identity`` (:func:`run_identity`)
+    wrote; a record of another configuration is an error that names the differences."""
     if not path.is_file():
         return None
     saved = json.loads(path.read_text())
     if saved.get("status") not in _RECORDED:
         return None
-    differences = _differences(saved.get("config"), run_identity(cfg), "record")
+    differences = _differences(saved.get("config"), identity, "record")
     if differences:
         raise LGAError(
             f"the study record {path} was written by another configuration ({_shown(differences)}); "
@@ -378,7 +378,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         check_ranges(cfg)
         check_objective(cfg.objective)
         record["config"] = run_identity(cfg)  # what a study record must match to stand for this job
-        recorded = _recorded_result(study_path, cfg) if study_path is not None else None
+        recorded = _recorded_result(study_path, record["config"]) if study_path is not None else None
         if recorded is not None:
             write_result(output_dir, recorded)
             log.info("job %s: already in the study (%s), not trained again", run_name(record), study_path)
