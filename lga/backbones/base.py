@@ -96,13 +96,20 @@ class Backbone(nn.Module):
         """A block from the attention factory for a ``channels``-channel map (identity without one)."""
         return nn.Identity() if self.attention_factory is None else self.attention_factory(channels=channels)
 
-    def _build_attention(self) -> None:
-        if not 1 <= self.num_outputs <= len(self.stages):
-            raise ValueError(f"num_outputs must be between 1 and {len(self.stages)}, got {self.num_outputs}")
-        slots = attention_slots(self.placement, len(self.stages))
+    def _build_attention(self) -> list[int]:
+        """Build the blocks ``placement`` asks for, after ``stage_channels``/``stage_strides`` are known;
+        returns the stage indices they follow."""
+        levels = len(self.stage_channels)
+        if not 1 <= self.num_outputs <= levels:
+            raise ValueError(
+                f"num_outputs must be between 1 and {levels} (the feature levels of {type(self).__name__}), "
+                f"got {self.num_outputs}"
+            )
+        slots = attention_slots(self.placement, levels)
         self.attention = nn.ModuleDict({str(i): self.make_attention(self.stage_channels[i]) for i in slots})
         self.out_channels = self.stage_channels[-self.num_outputs :]
         self.strides = self.stage_strides[-self.num_outputs :]
+        return slots
 
     def extra_placements(self) -> Sequence[str]:
         """Placements a backbone supports beyond ``last`` and ``stages``."""

@@ -14,7 +14,7 @@ import torch
 from timm.models._features import FeatureDictNet, FeatureGetterNet
 from torch import nn
 
-from .base import AttentionFactory, Backbone, attention_slots
+from .base import AttentionFactory, Backbone
 from .registry import register_backbone
 
 
@@ -76,25 +76,17 @@ class TimmBackbone(Backbone):
         self.body = _create_features(model_name, pretrained, in_chans, out_indices, model_options or {})
         info = self.body.feature_info
         self.stage_channels, self.stage_strides = list(info.channels()), list(info.reduction())
-        levels = len(self.stage_channels)
-        if not 1 <= num_outputs <= levels:
-            raise ValueError(
-                f"num_outputs must be between 1 and {levels} (the levels {model_name} gives), got {num_outputs}"
-            )
-        slots = attention_slots(placement, levels)
         # token models build their maps after the last block: a block can only follow the whole network
         self.after_network = isinstance(self.body, FeatureGetterNet)
-        if self.after_network and slots and slots != [levels - 1]:
+        slots = self._build_attention()
+        if self.after_network and slots and slots != [len(self.stage_channels) - 1]:
             raise ValueError(
                 f"{model_name}'s feature maps are reshaped token sequences, so an attention block cannot sit "
                 f"between its stages; use placement=last"
             )
-        self.attention = nn.ModuleDict({str(i): self.make_attention(self.stage_channels[i]) for i in slots})
         if not self.after_network:
             for i in slots:
                 _insert_after(self.body, i, self.attention[str(i)])
-        self.out_channels = self.stage_channels[-num_outputs:]
-        self.strides = self.stage_strides[-num_outputs:]
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         maps = list(self.body(x))
