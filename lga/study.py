@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import REPO_ROOT
-from .report import aggregate, ci_half, fmt, values_by_group
+from .report import aggregate, ci_half, fmt, paired_difference, values_by_group
 from .results import columns as summary_columns
 from .results import is_run_only, sweep_rows
 from .utils import csv_text, markdown_table, write_atomic
@@ -166,6 +166,41 @@ def verdict(row: dict[str, Any]) -> str:
     if row["p_holm"] < ALPHA:
         return "better" if row["diff"] > 0 else "worse"
     return "within noise"
+
+
+# the paper's text and its released code (PAPER.md, "What the released module really computes")
+TEXT, RELEASED = "lga", "lga_released"
+
+
+def text_vs_code(rows: list[dict[str, Any]], metrics: Sequence[str]) -> list[dict[str, Any]]:
+    """Per dataset, setting and metric where both LGAs ran: ``lga_released - lga``, paired by seed,
+    with its 95% CI, p, and p Holm-corrected over this table's comparisons."""
+    labels = cell_labels(rows)
+    table = []
+    for metric in metrics:
+        groups = values_by_group(rows, metric)
+        for (dataset, backbone, attention, variant), text in sorted(groups.items()):
+            released = groups.get((dataset, backbone, RELEASED, variant))
+            if attention == TEXT and released is not None:
+                setting = labels[(TEXT, variant)].removeprefix(TEXT).strip(" []")
+                table.append(
+                    {"dataset": dataset, "setting": setting, "metric": metric, **paired_difference(released, text)}
+                )
+    for r, adjusted in zip(table, holm([r["p_value"] for r in table])):
+        r["p_holm"] = adjusted
+    return table
+
+
+def text_vs_code_markdown(table: list[dict[str, Any]]) -> str:
+    columns = ["dataset", "setting", "metric", "seeds paired", f"{RELEASED} - {TEXT}", "95% CI", "p", "p (Holm)",
+               "verdict"]  # fmt: skip
+    cells = [
+        [r["dataset"], r["setting"] or "main", METRIC_NAMES[r["metric"]], r["n_paired"], fmt(r["diff"], sign=True),
+         _interval(r) if r["ci_low"] is not None else "", fmt(r["p_value"], 3), fmt(r["p_holm"], 3),
+         verdict(r).replace("better", "released higher").replace("worse", "released lower")]
+        for r in table
+    ]  # fmt: skip
+    return markdown_table(columns, cells)
 
 
 def table_markdown(table: list[dict[str, Any]]) -> str:
@@ -444,6 +479,17 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
             plot_cost(table, metric, cost_figure)
             lines += [f"![cost](figures/{cost_figure.name})", ""]
             out["png"] = figure
+    text_vs_code_table = text_vs_code(rows, METRICS[task])
+    if text_vs_code_table:
+        lines += [
+            "## The paper's text against its released code",
+            "",
+            f"`{RELEASED}` minus `{TEXT}` on the seeds both ran, per dataset, setting and metric; `p (Holm)`",
+            "corrects over the rows of this table.",
+            "",
+            text_vs_code_markdown(text_vs_code_table),
+            "",
+        ]
     weights = weight_frame(study_dir)
     lines += [
         "## Learned LGA weights at the last epoch",

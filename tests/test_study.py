@@ -175,3 +175,20 @@ def test_the_readme_headline_is_the_committed_study():
     readme = (REPO_ROOT / "README.md").read_text()
     block = readme.split(HEADLINE_START, 1)[1].split(HEADLINE_END, 1)[0].strip()
     assert block == headline_markdown(COMMITTED, "experiments/study"), "run python -m lga.study --readme"
+
+
+def test_the_text_against_the_released_code_is_paired_by_seed_and_matches_scipy(tmp_path):
+    study = tmp_path / "classification"
+    text, released = [90.6, 90.9, 90.1, 90.4], [90.8, 91.2, 90.0]  # seed 3 of the released LGA is missing
+    for attention, values in (("none", [90.1, 90.5, 89.9, 90.2]), ("lga", text), ("lga_released", released)):
+        for seed, value in enumerate(values):
+            _record(study, attention, seed, value)
+    write_study_report(study)
+    markdown = (tmp_path / "classification.md").read_text()
+    test = stats.ttest_rel(released, text[:3])
+    interval = test.confidence_interval(0.95)
+    line = next(row for row in markdown.splitlines() if row.startswith("| fashion | main | test top-1 (%) |"))
+    assert line == (
+        f"| fashion | main | test top-1 (%) | 3 | {np.mean(np.subtract(released, text[:3])):+.2f} | "
+        f"[{interval.low:+.2f}, {interval.high:+.2f}] | {test.pvalue:.3f} | {test.pvalue:.3f} | within noise |"
+    )
