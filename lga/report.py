@@ -133,7 +133,7 @@ def to_markdown(
     columns = ["dataset", "backbone", "attention", "n", "mean", "std", f"diff vs {baseline}", "95% CI", "p (paired t)"]
     cells = [
         [r["dataset"], r["backbone"], _label(r, table), r["n"], fmt(r["mean"]), fmt(r["std"]),
-         f"{r['diff']:+.2f}" if r["diff"] is not None else "",
+         fmt(r["diff"], sign=True),
          f"[{fmt(r['ci_low'])}, {fmt(r['ci_high'])}]" if r["ci_low"] is not None else "", fmt(r["p_value"], 3)]
         for r in table
     ]  # fmt: skip
