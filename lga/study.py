@@ -410,6 +410,21 @@ def _task(rows: list[dict[str, Any]]) -> str:
     return "detection" if tasks == {"detection"} else "classification"
 
 
+def distinct_metrics(rows: list[dict[str, Any]], metrics: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """The metrics that say something of their own, and metric -> the earlier metric it equals in every
+    finished job (mAP_small is mAP where every object is small): one table each, not two of one number."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    kept: list[str] = []
+    repeats: dict[str, str] = {}
+    for metric in metrics:
+        same = next((k for k in kept if all(r.get(metric) == r.get(k) for r in ok)), None)
+        if same is None:
+            kept.append(metric)
+        else:
+            repeats[metric] = same
+    return kept, repeats
+
+
 def _compute_line(rows: list[dict[str, Any]]) -> str:
     """Training compute in core-hours: each job's training wall time times its threads, summed."""
     ok = [r for r in rows if r["status"] == "ok"]
@@ -462,7 +477,14 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
         settings_markdown(study_dir),
         "",
     ]
-    for metric in METRICS[task]:
+    metrics, repeats = distinct_metrics(rows, METRICS[task])
+    for metric, same in repeats.items():
+        lines += [
+            f"{METRIC_NAMES[metric]} equals {METRIC_NAMES[same]} in every job, so it has no table of its own"
+            + (" (every test object is small, under 32x32 px)." if metric == "test_map_small" else "."),
+            "",
+        ]
+    for metric in metrics:
         table = study_table(rows, metric)
         if not table:
             continue
@@ -479,7 +501,7 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
             plot_cost(table, metric, cost_figure)
             lines += [f"![cost](figures/{cost_figure.name})", ""]
             out["png"] = figure
-    text_vs_code_table = text_vs_code(rows, METRICS[task])
+    text_vs_code_table = text_vs_code(rows, metrics)
     if text_vs_code_table:
         lines += [
             "## The paper's text against its released code",

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from lga.config import REPO_ROOT
-from lga.study import holm, write_study_report
+from lga.study import distinct_metrics, holm, write_study_report
 
 
 def _holm_numpy(p):
@@ -192,3 +192,15 @@ def test_the_text_against_the_released_code_is_paired_by_seed_and_matches_scipy(
         f"| fashion | main | test top-1 (%) | 3 | {np.mean(np.subtract(released, text[:3])):+.2f} | "
         f"[{interval.low:+.2f}, {interval.high:+.2f}] | {test.pvalue:.3f} | {test.pvalue:.3f} | within noise |"
     )
+
+
+def test_a_metric_equal_to_another_in_every_job_gets_no_table_of_its_own():
+    rows = [
+        {"status": "ok", "test_map50": 40.0 + s, "test_map": 25.0 + s, "test_map_small": 25.0 + s} for s in range(3)
+    ]
+    assert distinct_metrics(rows, ["test_map50", "test_map", "test_map_small"]) == (
+        ["test_map50", "test_map"],
+        {"test_map_small": "test_map"},
+    )
+    rows[1]["test_map_small"] = 24.0  # one job with a larger object: the metric says something again
+    assert distinct_metrics(rows, ["test_map50", "test_map", "test_map_small"])[1] == {}
