@@ -90,6 +90,9 @@ def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
 
 
 def _interval(row: dict[str, Any]) -> str:
+    """``[-0.30, +0.54]``: the 95% CI of a paired difference; blank where there is none (under 2 seeds)."""
+    if row["ci_low"] is None:
+        return ""
     return f"[{fmt(row['ci_low'], sign=True)}, {fmt(row['ci_high'], sign=True)}]"
 
 
@@ -196,7 +199,7 @@ def text_vs_code_markdown(table: list[dict[str, Any]]) -> str:
                "verdict"]  # fmt: skip
     cells = [
         [r["dataset"], r["setting"] or "main", METRIC_NAMES[r["metric"]], r["n_paired"], fmt(r["diff"], sign=True),
-         _interval(r) if r["ci_low"] is not None else "", fmt(r["p_value"], 3), fmt(r["p_holm"], 3),
+         _interval(r), fmt(r["p_value"], 3), fmt(r["p_holm"], 3),
          verdict(r).replace("better", "released higher").replace("worse", "released lower")]
         for r in table
     ]  # fmt: skip
@@ -210,7 +213,7 @@ def table_markdown(table: list[dict[str, Any]]) -> str:
     ]  # fmt: skip
     cells = [
         [r["dataset"], r["label"], r["n"], _pm(r["mean"], r["std"]), fmt(r["diff"], sign=True),
-         _interval(r) if r["ci_low"] is not None else "",
+         _interval(r),
          fmt(r["p_value"], 3), fmt(r["p_holm"], 3), verdict(r), fmt(r["paper"]), fmt(r["params_M"], 4),
          fmt(r["gflops"], 4)]
         for r in _order(table)
@@ -540,9 +543,7 @@ HEADLINE_START, HEADLINE_END = "<!-- study headline: python -m lga.study --readm
 
 def _difference(row: dict[str, Any]) -> str:
     """``+0.12 [-0.30, +0.54]``: the paired difference and its interval, where there is one."""
-    if row["diff"] is None:
-        return ""
-    return fmt(row["diff"], sign=True) + (f" {_interval(row)}" if row["ci_low"] is not None else "")
+    return f"{fmt(row['diff'], sign=True)} {_interval(row)}".strip()
 
 
 def headline_markdown(root: Path, link: str = ".") -> str:
