@@ -161,13 +161,13 @@ def _main_variant(table: list[dict[str, Any]], row: dict[str, Any]) -> str:
 ALPHA = 0.05
 
 
-def verdict(row: dict[str, Any]) -> str:
-    """``better`` / ``worse`` than the baseline when the Holm-corrected p is below :data:`ALPHA`,
-    ``within noise`` when it is not, nothing where there was no paired comparison over 2+ seeds."""
+def verdict(row: dict[str, Any], higher: str = "better", lower: str = "worse") -> str:
+    """``higher`` / ``lower`` (better / worse than the baseline) when the Holm-corrected p is below
+    :data:`ALPHA`, ``within noise`` when it is not, nothing where there was no paired comparison over 2+ seeds."""
     if row.get("p_holm") is None:
         return ""
     if row["p_holm"] < ALPHA:
-        return "better" if row["diff"] > 0 else "worse"
+        return higher if row["diff"] > 0 else lower
     return "within noise"
 
 
@@ -200,7 +200,7 @@ def text_vs_code_markdown(table: list[dict[str, Any]]) -> str:
     cells = [
         [r["dataset"], r["setting"] or "main", METRIC_NAMES[r["metric"]], r["n_paired"], fmt(r["diff"], sign=True),
          _interval(r), fmt(r["p_value"], 3), fmt(r["p_holm"], 3),
-         verdict(r).replace("better", "released higher").replace("worse", "released lower")]
+         verdict(r, higher="released higher", lower="released lower")]
         for r in table
     ]  # fmt: skip
     return markdown_table(columns, cells)
