@@ -3,8 +3,8 @@
 The LGA paper's headline is small-object detection (TinyPerson, VisDrone), data that
 cannot be downloaded offline. This set is made deterministically from the digits shipped
 with lga (or Fashion-MNIST items): 10 classes, several to a few dozen objects per canvas,
-sizes drawn log-uniformly (at the default 8-32 px every object is small in COCO's sense, under 32x32), some overlap,
-unlabelled clutter (cut pieces of other items) and background noise.
+sizes drawn log-uniformly (at the default 8-32 px every object is small in COCO's sense,
+under 32x32), some overlap, unlabelled clutter (cut pieces of other items) and background noise.
 
 Train canvases use the training digits, validation canvases the held-out training
 digits, test canvases the official test digits: no item appears in two splits.
