@@ -47,9 +47,11 @@ study-classification:
 	$(STUDY_CLS) attention=lga attention.fusion=softmax
 	$(STUDY_CLS) attention=none,lga,lga_released seed=3,4
 
-# the resolution axis: 64 px input, a 4x4 map at the attention instead of 2x2 (4x the compute)
+# the resolution axis: 64 px input, a 4x4 map at the attention instead of 2x2 (4x the compute);
+# two seeds of every variant first, so that a sitting cut short still leaves paired seeds
 study-resolution:
-	$(STUDY_CLS) attention=none,lga,lga_released dataset.image_size=64
+	$(STUDY_CLS) attention=none,lga,lga_released dataset.image_size=64 seed=0,1
+	$(STUDY_CLS) attention=none,lga,lga_released dataset.image_size=64 seed=2
 
 study-detection:
 	$(PYTHON) run.py -m experiment=study_detection
