@@ -74,7 +74,7 @@ def values_by_group(rows: list[dict[str, Any]], metric: str) -> dict[Cell, dict[
     return by_group
 
 
-def _without_attention_options(variant: str) -> str:
+def without_attention_options(variant: str) -> str:
     """A variant less its ``attention.*`` overrides: the baseline block has none of them."""
     return " ".join(o for o in variant.split() if not o.lstrip("+~").startswith("attention."))
 
@@ -84,7 +84,7 @@ def aggregate(by_group: dict[Cell, dict[int, float]], metric: str, baseline: str
     on the same data, backbone and other overrides."""
     table = []
     for (dataset, backbone, attention, variant), values in sorted(by_group.items()):
-        base = by_group.get((dataset, backbone, baseline, _without_attention_options(variant)))
+        base = by_group.get((dataset, backbone, baseline, without_attention_options(variant)))
         compared = paired_difference(values, base) if base is not None and attention != baseline else {}
         table.append({
             "dataset": dataset, "backbone": backbone, "attention": attention, "variant": variant, "metric": metric,

@@ -11,8 +11,9 @@ For each study directory ``<root>/<study>/`` that holds ``jobs/*/result.json`` (
 - ``<root>/<study>/jobs.csv``: one row per job (the sweep summary's columns);
 - ``<root>/<study>.md``: per metric, every cell's mean ± sd over seeds, its paired difference
   to ``none`` (same data, same options, same seeds) with a 95% t interval and a p-value,
-  Holm-corrected over every comparison of that metric, the paper's number, the cost, and
-  the LGA blocks' learned weights at the end of training;
+  Holm-corrected over every comparison of that metric, the paper's number, the cost, the
+  paper's text against its released code, whether another setting (say 64 px input) changes
+  a block's effect, and the LGA blocks' learned weights at the end of training;
 - ``<root>/figures/<study>_*.png``: the metric per cell with CIs, the metric against cost,
   and the learned weights per epoch.
 
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import REPO_ROOT
-from .report import aggregate, ci_half, fmt, paired_difference, values_by_group
+from .report import aggregate, ci_half, fmt, paired_difference, values_by_group, without_attention_options
 from .results import columns as summary_columns
 from .results import is_run_only, sweep_rows
 from .utils import csv_text, markdown_table, write_atomic
@@ -242,6 +243,55 @@ def settings_markdown(study_dir: Path) -> str:
             f"weight decay {optim['weight_decay']}, {schedule}; `{' '.join(overrides)}`"
         )
     return "\n".join(lines)
+
+
+def effect_change(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Does another setting (a non-attention override such as ``dataset.image_size=64``) change a
+    block's effect? Per dataset, setting and block: its difference to ``none`` at that setting
+    minus its difference to ``none`` at the dataset's main setting, paired by seed over the seeds
+    all four cells ran, with its 95% CI, p, and p Holm-corrected over this table's comparisons."""
+    groups = values_by_group(rows, metric)
+    labels = cell_labels(rows)
+    mains = {}
+    for dataset, _, _, variant in groups:
+        mains[dataset] = min(mains.get(dataset, variant), variant, key=len)
+    table = []
+    for (dataset, backbone, attention, variant), values in sorted(groups.items()):
+        main = mains[dataset]
+        if attention == BASELINE or variant == main or variant != without_attention_options(variant):
+            continue
+        cells = [
+            groups.get((dataset, backbone, a, v)) for a, v in ((BASELINE, variant), (attention, main), (BASELINE, main))
+        ]
+        if any(c is None for c in cells):
+            continue
+        base, main_values, main_base = cells
+        seeds = set(values) & set(base) & set(main_values) & set(main_base)
+        if not seeds:
+            continue
+        at_setting = {s: values[s] - base[s] for s in seeds}
+        at_main = {s: main_values[s] - main_base[s] for s in seeds}
+        table.append({
+            "dataset": dataset, "setting": labels[(attention, variant)].removeprefix(attention).strip(" []"),
+            "attention": attention, "metric": metric, "effect_main": statistics.fmean(at_main.values()),
+            "effect_setting": statistics.fmean(at_setting.values()),
+            **paired_difference(at_setting, at_main),
+        })  # fmt: skip
+    for r, adjusted in zip(table, holm([r["p_value"] for r in table])):
+        r["p_holm"] = adjusted
+    return table
+
+
+def effect_change_markdown(table: list[dict[str, Any]]) -> str:
+    columns = ["dataset", "setting", "cell", "seeds paired", f"vs {BASELINE}: main", f"vs {BASELINE}: setting",
+               "change", "95% CI", "p", "p (Holm)", "verdict"]  # fmt: skip
+    cells = [
+        [r["dataset"], r["setting"], r["attention"], r["n_paired"], fmt(r["effect_main"], sign=True),
+         fmt(r["effect_setting"], sign=True), fmt(r["diff"], sign=True), _interval(r), fmt(r["p_value"], 3),
+         fmt(r["p_holm"], 3), verdict(r, higher="higher at setting", lower="lower at setting")]
+        for r in table
+    ]  # fmt: skip
+    return markdown_table(columns, cells)
 
 
 # -- learned weights ------------------------------------------------------------------------
@@ -513,6 +563,18 @@ def write_study_report(study_dir: str | Path, root: str | Path | None = None) ->
             "corrects over the rows of this table.",
             "",
             text_vs_code_markdown(text_vs_code_table),
+            "",
+        ]
+    changes = [r for metric in metrics for r in effect_change(rows, metric)]
+    if changes:
+        lines += [
+            "## Does the setting change the effect?",
+            "",
+            f"Each block's difference to `{BASELINE}` at another setting, against its difference at the main",
+            "setting, over the seeds all four cells ran: `change` is the first minus the second, paired by",
+            "seed; `p (Holm)` corrects over the rows of each metric.",
+            "",
+            effect_change_markdown(changes),
             "",
         ]
     weights = weight_frame(study_dir)

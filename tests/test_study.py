@@ -204,3 +204,31 @@ def test_a_metric_equal_to_another_in_every_job_gets_no_table_of_its_own():
     )
     rows[1]["test_map_small"] = 24.0  # one job with a larger object: the metric says something again
     assert distinct_metrics(rows, ["test_map50", "test_map", "test_map_small"])[1] == {}
+
+
+def test_the_change_of_an_effect_with_the_setting_is_a_paired_difference_in_differences(tmp_path):
+    """lga at 64 px minus none at 64 px, against lga minus none at the main setting, over the seeds all four ran."""
+    study = tmp_path / "classification"
+    cells = {
+        ("none", ""): [90.1, 90.5, 89.9, 90.3],
+        ("lga", ""): [89.8, 90.1, 89.7, 90.0],
+        ("none", "dataset.image_size=64"): [91.0, 91.4, 90.7],
+        ("lga", "dataset.image_size=64"): [91.3, 91.5, 91.2],
+    }
+    for (attention, variant), values in cells.items():
+        for seed, value in enumerate(values):
+            _record(study, attention, seed, value, variant=variant)
+    _record(study, "lga", 0, 88.0, variant="attention.pos_embed=false")  # an ablation, not a setting: no row
+    write_study_report(study)
+    markdown = (tmp_path / "classification.md").read_text()
+    at_64 = np.subtract(cells[("lga", "dataset.image_size=64")], cells[("none", "dataset.image_size=64")])
+    at_main = np.subtract(cells[("lga", "")], cells[("none", "")])[:3]
+    test = stats.ttest_rel(at_64, at_main)
+    interval = test.confidence_interval(0.95)
+    section = markdown.split("## Does the setting change the effect?", 1)[1].split("##", 1)[0]
+    rows = [r for r in section.splitlines() if r.startswith("| fashion |")]
+    assert rows == [
+        f"| fashion | dataset.image_size=64 | lga | 3 | {at_main.mean():+.2f} | {at_64.mean():+.2f} | "
+        f"{(at_64 - at_main).mean():+.2f} | [{interval.low:+.2f}, {interval.high:+.2f}] | {test.pvalue:.3f} | "
+        f"{test.pvalue:.3f} | {'higher at setting' if test.pvalue < 0.05 else 'within noise'} |"
+    ]
