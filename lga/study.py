@@ -30,7 +30,7 @@ import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from .config import REPO_ROOT
 from .report import aggregate, ci_half, fmt, paired_difference, values_by_group, without_attention_options
@@ -148,14 +148,19 @@ def study_table(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]
 
 def _order(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Baseline first, then the main cells, then variants; within each, by name."""
+    mains = _main_variants((r["dataset"], r["variant"]) for r in table)
     return sorted(
         table,
-        key=lambda r: (r["dataset"], r["variant"] != _main_variant(table, r), r["attention"] != BASELINE, r["label"]),
+        key=lambda r: (r["dataset"], r["variant"] != mains[r["dataset"]], r["attention"] != BASELINE, r["label"]),
     )
 
 
-def _main_variant(table: list[dict[str, Any]], row: dict[str, Any]) -> str:
-    return min((r["variant"] for r in table if r["dataset"] == row["dataset"]), key=len)
+def _main_variants(dataset_variants: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each dataset's main setting: its shortest variant, the one with no extra overrides."""
+    mains: dict[str, str] = {}
+    for dataset, variant in dataset_variants:
+        mains[dataset] = min(mains.get(dataset, variant), variant, key=len)
+    return mains
 
 
 # below this Holm-corrected p a paired difference counts as resolved
@@ -252,9 +257,7 @@ def effect_change(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any
     all four cells ran, with its 95% CI, p, and p Holm-corrected over this table's comparisons."""
     groups = values_by_group(rows, metric)
     labels = cell_labels(rows)
-    mains = {}
-    for dataset, _, _, variant in groups:
-        mains[dataset] = min(mains.get(dataset, variant), variant, key=len)
+    mains = _main_variants((dataset, variant) for dataset, _, _, variant in groups)
     table = []
     for (dataset, backbone, attention, variant), values in sorted(groups.items()):
         main = mains[dataset]
