@@ -62,15 +62,15 @@ study-report:
 # Tune each variant on validation with the same budget, then compare them over seeds at
 # their own best hyperparameters (experiments/tune_compare/ holds a committed run).
 tune-compare:
-	$(PYTHON) -m lga.tune_compare --attentions none,se,lga --trials 6 --seeds 3 --out experiments/tune_compare \
+	$(PYTHON) -m lga.tools.tune_compare --attentions none,se,lga --trials 6 --seeds 3 --out experiments/tune_compare \
 		trainer.max_epochs=4
 
 # A single-node SLURM cluster on this machine (root, Debian packages) to try hydra/launcher=slurm.
 slurm-up:
-	$(PYTHON) -m lga.slurm up
+	$(PYTHON) -m lga.tools.slurm up
 
 slurm-down:
-	$(PYTHON) -m lga.slurm down
+	$(PYTHON) -m lga.tools.slurm down
 
 clean:
 	rm -rf logs outputs multirun wandb .pytest_cache

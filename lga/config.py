@@ -18,13 +18,12 @@ import typing
 from collections.abc import Mapping as AbcMapping
 from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from .utils import REPO_ROOT
 
 
 class LoggerBackend(enum.Enum):
@@ -101,13 +100,13 @@ class TrainConfig:
     tags: List[str] = field(default_factory=list)
     test: bool = True  # evaluate the best checkpoint on the test set after training
     # a study's committed records: each finished job's result.json is copied to <study_dir>/jobs/<job>/,
-    # and a job whose record is already there is not trained again (lga.results.study_record)
+    # and a job whose record is already there is not trained again (lga.analysis.results.study_record)
     study_dir: Optional[str] = None
     # what a job returns to a sweeper that maximises it (hparams_search): "val_best" (the model's validation
     # monitor at its best epoch: val/top1 or val/map50) or a "val/..." metric; never a test metric
     objective: Optional[str] = None
     # a finished search's directory (hparams_search=optuna): its best hyperparameters replace this config's
-    # (the tune-then-compare protocol, lga.tune_compare); recorded in result.json as "tuned"
+    # (the tune-then-compare protocol, lga.tools.tune_compare); recorded in result.json as "tuned"
     tuned: Optional[str] = None
     dataset: Any = MISSING
     backbone: Any = MISSING

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import open_dict
 
-from .results import RESULT_FILE, job_axes, write_result
+from .analysis.results import RESULT_FILE, job_axes, write_result
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,11 @@ from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from .analysis.results import RUN_ONLY, job_axes, run_name, study_record, write_result
 from .callbacks import Diverged, DivergenceGuard, EpochSeed, LGAWeights, RunClock, RunIdentity, StopOnSignal
 from .config import check_ranges
 from .loggers import build_loggers, finish_loggers
 from .models import TaskModule
-from .results import RUN_ONLY, job_axes, run_name, study_record, write_result
 from .runtime import Interrupted, StopSignals, choose_threads, to_channels_last
 from .utils import LGAError
 

@@ -12,6 +12,9 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+# the checkout (or installed source tree) lga runs from: conf/, run.py and experiments/ live here
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 
 class LGAError(RuntimeError):
     """An error in the user's input (config, data files) with a message that says how to fix it."""

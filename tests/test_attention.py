@@ -359,7 +359,7 @@ def test_lga_compiles(lga_pair):
 
 
 def test_bench_prints_rows_and_saves_json(tmp_path, capsys):
-    from lga import bench
+    from lga.tools import bench
 
     out = tmp_path / "bench.json"
     blocks = ("lga", "lga_released", "lga_reference", "se")
@@ -393,7 +393,7 @@ def test_bench_prints_rows_and_saves_json(tmp_path, capsys):
 
 
 def test_bench_pairs_each_fast_block_with_the_reference_of_its_options():
-    from lga.bench import paired_columns
+    from lga.tools.bench import paired_columns
 
     names = ["lga", "lga_released", "la_released", "lga_reference"]
     assert paired_columns("la_released", names) == {
@@ -405,7 +405,7 @@ def test_bench_pairs_each_fast_block_with_the_reference_of_its_options():
 
 
 def test_bench_rejects_unknown_blocks_and_bad_shapes(capsys):
-    from lga import bench
+    from lga.tools import bench
 
     with pytest.raises(SystemExit):
         bench.main(["--blocks", "lgaa"])

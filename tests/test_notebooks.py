@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from lga.sweep import write_summary
+from lga.analysis.sweep import write_summary
 from tests.conftest import ROOT
 from tests.test_report import _fake_sweep
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lga.report import write_report
+from lga.analysis.report import write_report
 
 
 def _fake_sweep(tmp_path, results, tested=10000):

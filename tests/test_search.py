@@ -51,8 +51,8 @@ def test_a_search_cannot_select_on_test(run_lga):
 
 def test_tune_then_compare_at_a_tiny_budget(tmp_path):
     work, out = tmp_path / "work", tmp_path / "out"
-    command = [sys.executable, "-m", "lga.tune_compare", "--attentions", "none,lga", "--trials", "2", "--seeds", "2",
-               "--work", str(work), "--out", str(out), "trainer=debug", "logger=none"]  # fmt: skip
+    command = [sys.executable, "-m", "lga.tools.tune_compare", "--attentions", "none,lga", "--trials", "2",
+               "--seeds", "2", "--work", str(work), "--out", str(out), "trainer=debug", "logger=none"]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, env=_lga_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert {p.name for p in out.iterdir()} == {"report.md", "report.csv", "report.png", "tuned.md", "tuned.csv"}

@@ -1,4 +1,4 @@
-"""A real single-node SLURM cluster on localhost (python -m lga.slurm), and a sweep through it."""
+"""A real single-node SLURM cluster on localhost (python -m lga.tools.slurm), and a sweep through it."""
 
 import csv
 import json
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lga import slurm
+from lga.tools import slurm
 
 pytestmark = [
     pytest.mark.skipif(slurm.can_run() is not None, reason=f"local SLURM cluster: {slurm.can_run()}"),

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from lga.analysis.study import distinct_metrics, holm, write_study_report
 from lga.config import REPO_ROOT
-from lga.study import distinct_metrics, holm, write_study_report
 
 
 def _holm_numpy(p):
@@ -170,7 +170,7 @@ def test_the_committed_study_reports_are_what_their_records_give(tmp_path):
 
 @pytest.mark.skipif(not list(COMMITTED.glob("*/jobs")), reason="no study committed under experiments/study yet")
 def test_the_readme_headline_is_the_committed_study():
-    from lga.study import HEADLINE_END, HEADLINE_START, headline_markdown
+    from lga.analysis.study import HEADLINE_END, HEADLINE_START, headline_markdown
 
     readme = (REPO_ROOT / "README.md").read_text()
     block = readme.split(HEADLINE_START, 1)[1].split(HEADLINE_END, 1)[0].strip()

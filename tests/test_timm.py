@@ -102,7 +102,7 @@ def test_a_timm_sweep_runs_end_to_end(run_lga, tmp_path):
 
 
 def test_cost_table_prices_timm_backbones(capsys):
-    from lga.cost_table import main
+    from lga.tools.cost_table import main
 
     rows = main(
         ["--backbones", "timm:convnext_atto", "--attentions", "none,se", "--repeats", "0", "dataset.image_size=64"]

@@ -106,7 +106,7 @@ def test_tiny_multirun_writes_summary_and_wandb_runs(run_lga, tmp_path):
     for run_file in runs:
         assert sweep.name.encode() in run_file.read_bytes()
     # the seed report reads the same directory and lists the failed jobs with their errors
-    from lga.report import write_report
+    from lga.analysis.report import write_report
 
     report = write_report(sweep)["md"].read_text()
     assert "Jobs that did not finish: 2" in report and "missing train-images-idx3-ubyte" in report
@@ -367,8 +367,8 @@ def test_sigint_interrupts_a_single_run_which_resumes(run_lga, start_lga, tmp_pa
 
 def test_presets_of_one_class_stay_apart(run_lga, tmp_path):
     """Three presets of the MobileNetV3 class x two blocks: 6 run names, 6 summary rows, 6 report cells."""
-    from lga.report import write_report
-    from lga.results import run_name
+    from lga.analysis.report import write_report
+    from lga.analysis.results import run_name
 
     sweep = tmp_path / "sweep"
     proc = run_lga(

@@ -39,7 +39,7 @@ Measured and dropped (slower on CPU with torch 2.14): zero-padding the 3/5/7 loc
 kernels into one grouped 7x7 conv, one grouped 1x1 conv for all qkv projections,
 one batched matmul for all branches, FFT convolution for the 11x11 kernel (three
 FFTs cost more than oneDNN's direct conv at these sizes). What is left is mostly
-oneDNN's depthwise weight gradient; ``python -m lga.bench`` measures.
+oneDNN's depthwise weight gradient; ``python -m lga.tools.bench`` measures.
 """
 
 from __future__ import annotations

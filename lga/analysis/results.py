@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from .utils import write_json
+from ..utils import write_json
 
 RESULT_FILE = "result.json"
 # config groups whose chosen option (the preset's name: mobilenetv3_paper, not the class mobilenetv3) is an axis

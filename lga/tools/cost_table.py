@@ -1,9 +1,9 @@
 """Cost of every backbone x attention: parameters, GFLOPs and measured forward latency.
 
-    python -m lga.cost_table                                   # MNIST-sized classifiers, CPU
-    python -m lga.cost_table --backbones mobilenetv3_paper --attentions none,se,cbam,mhsa,lga
-    python -m lga.cost_table dataset.image_size=64 dataset.resize_mode=resize   # any config override
-    python -m lga.cost_table --backbones timm:efficientnet_b0,timm:convnext_atto dataset.image_size=64
+    python -m lga.tools.cost_table                                   # MNIST-sized classifiers, CPU
+    python -m lga.tools.cost_table --backbones mobilenetv3_paper --attentions none,se,cbam,mhsa,lga
+    python -m lga.tools.cost_table dataset.image_size=64 dataset.resize_mode=resize   # any config override
+    python -m lga.tools.cost_table --backbones timm:efficientnet_b0,timm:convnext_atto dataset.image_size=64
 
 Each model is built from the same composed Hydra config ``run.py`` would use
 (``conf/backbone/<preset>.yaml`` x ``conf/attention/<name>.yaml`` plus overrides),
@@ -20,11 +20,11 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from .attention import list_attentions
+from ..attention import list_attentions
+from ..config import register_configs
+from ..train import build_model
+from ..utils import REPO_ROOT, markdown_table
 from .bench import median_ms
-from .config import REPO_ROOT, register_configs
-from .train import build_model
-from .utils import markdown_table
 
 # the paper's classification table: MobileNetV3 backbone, params (M)
 PAPER_PARAMS_M = {"none": 0.667, "mhsa": 0.669, "se": 0.667, "cbam": 0.668, "lga": 0.681}

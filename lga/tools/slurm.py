@@ -1,8 +1,8 @@
 """A single-node SLURM cluster on localhost, to try (and test) the cluster path of sweeps.
 
-    python -m lga.slurm up        # install (apt) if needed, start munge, slurmctld, slurmd
-    python -m lga.slurm status
-    python -m lga.slurm down      # cancel leftover jobs, stop the daemons
+    python -m lga.tools.slurm up        # install (apt) if needed, start munge, slurmctld, slurmd
+    python -m lga.tools.slurm status
+    python -m lga.tools.slurm down      # cancel leftover jobs, stop the daemons
 
 Needs root and Debian's packages (slurmctld, slurmd, slurm-client, munge). It writes
 ``/etc/slurm/slurm.conf`` (refusing to touch one it did not write), keeps state, logs
@@ -25,7 +25,7 @@ from pathlib import Path
 STATE_DIR = Path("/tmp/lga-slurm")
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 SACCT_SHIM = Path("/usr/local/bin/sacct")
-MARKER = "# written by lga.slurm"
+MARKER = "# written by lga.tools.slurm"
 PARTITION = "debug"
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 
@@ -73,7 +73,7 @@ def can_run() -> str | None:
     if not shutil.which("slurmctld") and not shutil.which("apt-get"):
         return "SLURM is not installed and apt-get is not available to install it"
     if SLURM_CONF.exists() and MARKER not in SLURM_CONF.read_text():
-        return f"{SLURM_CONF} exists and was not written by lga.slurm; not touching a real cluster's config"
+        return f"{SLURM_CONF} exists and was not written by lga.tools.slurm; not touching a real cluster's config"
     return None
 
 
@@ -111,7 +111,7 @@ def _write_conf() -> None:
         (STATE_DIR / sub).mkdir(parents=True, exist_ok=True)
     SLURM_CONF.parent.mkdir(parents=True, exist_ok=True)
     SLURM_CONF.write_text(
-        f"""{MARKER}: a single-node test cluster on localhost (python -m lga.slurm down stops it)
+        f"""{MARKER}: a single-node test cluster on localhost (python -m lga.tools.slurm down stops it)
 ClusterName=lga
 SlurmctldHost={host}(127.0.0.1)
 SlurmUser=root
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = {"up": up, "down": down, "status": lambda: print(status())}
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] not in commands:
-        raise SystemExit(f"usage: python -m lga.slurm {{{'|'.join(commands)}}}")
+        raise SystemExit(f"usage: python -m lga.tools.slurm {{{'|'.join(commands)}}}")
     try:
         commands[args[0]]()
     except (ClusterError, subprocess.CalledProcessError) as err:

@@ -1,8 +1,8 @@
 """Benchmark every registered attention block: time, memory, FLOPs, parameters.
 
-    python -m lga.bench                                  # CPU, 2 threads, the issue's shapes
-    python -m lga.bench --device cuda --shapes 64,96,14,14
-    python -m lga.bench --blocks lga,lga_released,lga_reference --json bench.json
+    python -m lga.tools.bench                                  # CPU, 2 threads, the issue's shapes
+    python -m lga.tools.bench --device cuda --shapes 64,96,14,14
+    python -m lga.tools.bench --blocks lga,lga_released,lga_reference --json bench.json
 
 Times are medians over ``--repeats`` after ``--warmup`` calls. Memory: on CUDA the peak
 allocated during forward+backward above the inputs; on CPU the bytes autograd saves for
@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from .attention import (
+from ..attention import (
     LocalGlobalAttention,
     attention_options,
     create_attention,
@@ -35,8 +35,8 @@ from .attention import (
     list_attentions,
     preset_options,
 )
-from .models.cost import count_flops, count_params
-from .utils import markdown_table
+from ..models.cost import count_flops, count_params
+from ..utils import markdown_table
 
 DEFAULT_SHAPES = "64,96,7,7;32,96,14,14;16,96,28,28"
 

@@ -1,8 +1,8 @@
 """Tune, then compare: each variant tuned on validation with the same budget, then k seeds of
 each at its own best hyperparameters on test, then the seed report.
 
-    python -m lga.tune_compare --attentions none,se,lga --trials 8 --seeds 3 --out experiments/tune_compare
-    python -m lga.tune_compare --attentions none,lga --trials 2 --seeds 2 trainer=debug   # a dry run in a minute
+    python -m lga.tools.tune_compare --attentions none,se,lga --trials 8 --seeds 3 --out experiments/tune_compare
+    python -m lga.tools.tune_compare --attentions none,lga --trials 2 --seeds 2 trainer=debug   # a dry run in a minute
 
 1. per attention: ``run.py -m hparams_search=optuna attention=<a> hydra.sweeper.n_trials=<trials>``
    into ``<work>/search/<a>`` (TPE, seeded; the objective is validation, the test set is never
@@ -27,9 +27,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .config import REPO_ROOT
-from .report import write_report
-from .utils import csv_text, markdown_table, write_atomic
+from ..analysis.report import write_report
+from ..utils import REPO_ROOT, csv_text, markdown_table, write_atomic
 
 
 def _run(args: list[str]) -> None:
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     write_atomic(
         paths["tuned_md"],
         f"## Tuned on validation: {args.trials} TPE trials per variant\n\n"
-        f"`python -m lga.tune_compare {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
+        f"`python -m lga.tools.tune_compare {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
         "Best validation value and hyperparameters per variant (4 significant digits); the comparison\n"
         "(`report.md`) ran each variant at these, over seeds, on the test set.\n\n"
         + markdown_table(columns, ([r.get(c) for c in columns] for r in rows))

@@ -12,8 +12,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from ..utils import csv_text, markdown_table, write_atomic
 from .results import columns, sweep_rows
-from .utils import csv_text, markdown_table, write_atomic
 
 log = logging.getLogger(__name__)
 

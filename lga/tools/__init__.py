@@ -1,0 +1,2 @@
+"""Command-line tools around lga's training core: block and classifier benchmarks, the
+tune-then-compare protocol, and a local SLURM cluster (``python -m lga.tools.<name>``)."""
