@@ -182,6 +182,38 @@ class RunClock(Callback):
         }
 
 
+class EpochHistory(Callback):
+    """One row per epoch for the run record (``history``): the epoch's training and validation
+    losses and metrics, the learning rate at its end, and its training time. Raw floats; kept in
+    checkpoints, so a resumed run's history is whole."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float | int | None]] = []
+        self._start = 0.0
+
+    def on_train_epoch_start(self, *args: Any) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        row: dict[str, float | int | None] = {"epoch": trainer.current_epoch + 1}
+        for key, value in sorted(trainer.callback_metrics.items()):
+            if not (torch.is_tensor(value) and value.numel() == 1) or not key.startswith(("train/", "val/")):
+                continue
+            duplicate = key == "train/loss" and "train/loss_epoch" in trainer.callback_metrics
+            if duplicate or key.endswith(("_step", "_best")):
+                continue
+            row[key.removesuffix("_epoch")] = float(value)
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        row["epoch_time_s"] = time.perf_counter() - self._start
+        self.rows = [r for r in self.rows if r["epoch"] != row["epoch"]] + [row]  # an epoch redone after a resume
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rows = list(state.get("rows", []))
+
+
 class EpochLine(Callback):
     """One readable log line per epoch (in ``train.log`` and on the console): the epoch's
     metrics, its time and training throughput. With output redirected (SLURM logs, CI)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from .analysis.identity import job_subdir
 from .utils import REPO_ROOT
 
 
@@ -325,3 +326,6 @@ def register_configs() -> None:
 
 if not OmegaConf.has_resolver("lga.root"):
     OmegaConf.register_new_resolver("lga.root", lambda: str(REPO_ROOT))
+if not OmegaConf.has_resolver("lga.job_subdir"):
+    # a sweep job's directory from its identity overrides (conf/experiment/study_*.yaml, hparams_search)
+    OmegaConf.register_new_resolver("lga.job_subdir", job_subdir)

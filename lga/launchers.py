@@ -27,7 +27,8 @@ from typing import Any, Sequence
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import open_dict
 
-from .analysis.results import RESULT_FILE, job_axes, write_result
+from .analysis.identity import job_axes, recordable_overrides
+from .analysis.record import RESULT_FILE, RunRecord, write_record
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,8 @@ class WaitForAllJobs:
         job_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
         if not (job_dir / RESULT_FILE).is_file():
             axes = job_axes(cfg, cfg.hydra.runtime.choices, overrides)
-            write_result(job_dir, {**axes, "overrides": overrides, "status": "failed", "error": message})
+            record = RunRecord(**axes, overrides=recordable_overrides(overrides), status="failed", error=message)
+            write_record(job_dir, record)
 
 
 class _Submitted:

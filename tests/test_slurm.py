@@ -89,6 +89,6 @@ def test_preempted_job_is_requeued_once_and_resumes(cluster, start_lga, tmp_path
     info = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
     assert " Restarts=1 " in info, info
     result = json.loads((sweep / "0/result.json").read_text())
-    assert result["status"] == "ok" and result["resumed_from"] == str(sweep / "0/checkpoints/last.ckpt")
+    assert result["status"] == "ok" and result["resumed_from"] == "checkpoints/last.ckpt"
     run_files = sorted((sweep / "0").glob("wandb/offline-run-*/run-*.wandb"))
     assert len(run_files) == 2 and len({p.name for p in run_files}) == 1  # two sessions, one W&B run id
