@@ -100,6 +100,7 @@ class TrainConfig:
     seed: int = 0
     tags: List[str] = field(default_factory=list)
     test: bool = True  # evaluate the best checkpoint on the test set after training
+    verbose: bool = False  # Lightning's and W&B's informational messages on the console
     # a study's committed records: each finished job's result.json is copied to <study_dir>/jobs/<job>/,
     # and a job whose record is already there is not trained again (lga.analysis.results.study_record)
     study_dir: Optional[str] = None

@@ -1,34 +1,19 @@
 """The study: records per job, skipping what is recorded, and the report built from the records."""
 
+import itertools
 import json
 import shutil
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
-from lga.analysis.study import distinct_metrics, holm, write_study_report
+from lga.analysis.comparisons import load_declarations
+from lga.analysis.study import distinct_metrics, write_study_report
 from lga.config import REPO_ROOT
-
-
-def _holm_numpy(p):
-    """Holm's adjustment the vectorised way: sort, scale by m..1, running maximum, cap at 1."""
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p)
-    scaled = np.minimum(1.0, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
-    adjusted = np.empty_like(p)
-    adjusted[order] = scaled
-    return adjusted
-
-
-def test_holm_matches_the_textbook_and_numpy():
-    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    rng = np.random.default_rng(0)
-    for m in (1, 2, 5, 17):
-        p = rng.uniform(0, 0.2, m)
-        assert holm(list(p)) == pytest.approx(list(_holm_numpy(p)))
-    assert holm([None, 0.02, None, 0.01]) == [None, pytest.approx(0.02), None, pytest.approx(0.02)]
 
 
 def _studies(tmp_path):
@@ -90,18 +75,43 @@ def test_a_diverged_job_is_a_result_of_the_study(tmp_path, run_lga):
     assert "already in the study" in again.stdout + again.stderr and "epoch 1/1" not in again.stdout + again.stderr
 
 
-def _record(root, attention, seed, top1, *, variant="", weights=None):
+def _record(root, attention, seed, top1, *, variant="", weights=None, status="ok", history=None):
     name = f"fashion-paper-{attention}-s{seed}" + (f"--{variant}" if variant else "")
     job = root / "jobs" / name
     job.mkdir(parents=True)
     record = {
         "dataset": "fashion", "backbone": "paper", "attention": attention, "seed": seed, "variant": variant,
-        "task": "classification", "status": "ok", "params": 650_000 + 10_000 * (attention != "none"),
+        "task": "classification", "status": status, "params": 650_000 + 10_000 * (attention != "none"),
         "flops": 7e6, "train_time_s": 300.0 + seed, "threads": 1, "test_images_total": 10000,
         "metrics": {"test/top1": top1 / 100, "test/top5": 0.99, "val/top1_best": top1 / 100, "test/images": 10000},
-        "lga_weights": weights,
+        "lga_weights": weights, "history": history or [],
+        "error": "best validation top-1 12.0% is under twice chance (20.0%)" if status == "not_learned" else None,
     }  # fmt: skip
     (job / "result.json").write_text(json.dumps(record))
+
+
+def _declare(tmp_path, text):
+    path = tmp_path / "declared.yaml"
+    path.write_text(text)
+    return load_declarations(path)
+
+
+def _row(markdown, start):
+    line = next(row for row in markdown.splitlines() if row.startswith(start))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+def _tests(markdown):
+    """The report's table of every p-value."""
+    return markdown.split("### Every test", 1)[1].split("###", 1)[0]
+
+
+def _brute_force_sign_flip(differences):
+    """All 2^n sign vectors, in exact arithmetic on the 2-decimal metrics: the share reaching the observed |sum|."""
+    exact = [Fraction(f"{d:.2f}") for d in differences]
+    observed = abs(sum(exact))
+    sums = [abs(sum(s * d for s, d in zip(signs, exact))) for signs in itertools.product((1, -1), repeat=len(exact))]
+    return float(np.mean([total >= observed for total in sums]))
 
 
 def test_study_report_statistics_match_scipy(tmp_path):
@@ -110,48 +120,58 @@ def test_study_report_statistics_match_scipy(tmp_path):
     treated = {"lga": [90.6, 90.9, 90.1], "se": [90.0, 90.6, 89.8]}
     for seed, value in enumerate(base):
         _record(study, "none", seed, value)
-    learned = {
-        "a_global": 0.5,
-        "scale_w0": 0.7,
-        "scale_w1": 0.1,
-        "scale_w2": 0.1,
-        "scale_w3": 0.1,
-        "scale_entropy": 0.94,
-    }
+    learned = {"a_global": 0.5, "scale_w0": 0.7, "scale_w1": 0.1, "scale_w2": 0.1, "scale_w3": 0.1,
+               "scale_entropy": 0.94}  # fmt: skip
     weights = [{"epoch": e, "step": 10 * e, "attn": {"a_local": 0.5 + e / 10, **learned}} for e in range(2)]
     for attention, values in treated.items():
         for seed, value in enumerate(values):
             _record(study, attention, seed, value, weights=weights if attention == "lga" else None)
     _record(study, "lga", 0, 88.0, variant="attention.pos_embed=false")  # an ablation: its own cell
-    write_study_report(study)
+    declared = _declare(tmp_path, "margins: {test_top1: 0.2}\nfamilies:\n  primary:\n    about: the claim\n"
+                        "    compare:\n      - fashion: lga vs none\n      - fashion: se vs none\n")  # fmt: skip
+    write_study_report(study, declarations=declared)
     markdown = (tmp_path / "classification.md").read_text()
     tests = {a: stats.ttest_rel(v, base) for a, v in treated.items()}
-    adjusted = _holm_numpy([tests["lga"].pvalue, tests["se"].pvalue])
+    adjusted = multipletests([tests["lga"].pvalue, tests["se"].pvalue], method="holm")[1]
     for (attention, test), p_holm in zip(tests.items(), adjusted):
         interval = test.confidence_interval(0.95)
-        diff = np.mean(np.array(treated[attention]) - base)
-        line = next(row for row in markdown.splitlines() if row.startswith(f"| fashion | {attention} |"))
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[3] == f"{np.mean(treated[attention]):.2f} ± {np.std(treated[attention], ddof=1):.2f}"
-        assert cells[4:8] == [f"{diff:+.2f}", f"[{interval.low:+.2f}, {interval.high:+.2f}]", f"{test.pvalue:.3f}",
-                              f"{p_holm:.3f}"]  # fmt: skip
-        assert cells[8] == ("within noise" if p_holm >= 0.05 else "better" if diff > 0 else "worse")
-    assert "| fashion | lga | 3 |" in markdown and "92.90" in markdown  # the paper's number beside the cell
+        diff = np.mean(np.subtract(treated[attention], base))
+        cells = _row(markdown, f"| fashion | {attention} |")
+        assert cells[2:5] == ["3", f"{np.mean(treated[attention]):.2f} ± {np.std(treated[attention], ddof=1):.2f}",
+                              "[{:.2f}, {:.2f}]".format(*stats.t.interval(0.95, 2, np.mean(treated[attention]),
+                                                                         stats.sem(treated[attention])))]  # fmt: skip
+        verdict = _row(markdown, f"| primary | fashion | {attention} vs none |")
+        assert verdict[3:5] == ["3", f"{diff:+.2f} [{interval.low:+.2f}, {interval.high:+.2f}]"]
+        assert verdict[5] in ("better", "worse", "equivalent within ±0.2", "not better by 0.2", "not worse by 0.2",
+                              "inconclusive")  # fmt: skip
+        p = _row(_tests(markdown), f"| primary | fashion | {attention} vs none |")
+        flip = _brute_force_sign_flip(np.subtract(treated[attention], base))
+        assert p[3:6] == [f"{test.pvalue:.3g}", f"{p_holm:.3g}", f"{flip:.3g}"]
+    assert "| fashion | lga | 3 |" in markdown and "| 92.90 |" in markdown  # the paper's number beside the cell
     assert "| fashion | lga [attention.pos_embed=false] | 1 | 88.00 |" in markdown
+    assert "Margins (the smallest difference that matters): test top-1 (%) ±0.2 points." in markdown
     weights_line = next(r for r in markdown.splitlines() if r.startswith("| fashion | lga | attn |"))
-    assert (
-        "| 3 | 0.600 ± 0.000 | 0.500 ± 0.000 | 0.700 ± 0.000 |" in weights_line
-    )  # the last epoch's a_local, a_global, scale_w0
+    assert "| 3 | 0.600 ± 0.000 | 0.500 ± 0.000 | 0.700 ± 0.000 |" in weights_line  # a_local, a_global, scale_w0
     jobs = pd.read_csv(study / "jobs.csv")
     assert len(jobs) == 10 and set(jobs.status) == {"ok"}
-    for figure in ("weights", "test_top1_vs_none", "cost"):
+    for figure in ("weights", "test_top1", "test_top1_comparisons", "cost"):
         assert (tmp_path / "figures" / f"classification_{figure}.png").stat().st_size > 1000
+    assert "within noise" not in markdown
 
 
 def test_study_report_without_records_says_what_to_run(tmp_path):
     (tmp_path / "detection").mkdir()
     with pytest.raises(SystemExit, match="no job records under .*run the study first"):
         write_study_report(tmp_path / "detection")
+
+
+def test_a_declaration_that_does_not_parse_names_its_file(tmp_path):
+    with pytest.raises(SystemExit, match="declared.yaml: .*expected one ` vs `"):
+        _declare(tmp_path, "families:\n  f:\n    compare:\n      - fashion: lga against none\n")
+    declared = _declare(tmp_path, "families:\n  f:\n    compare:\n      - 'fashion: lga [x=1] - none vs lga - none'\n")
+    comparison = declared.comparisons[0]
+    assert (comparison.dataset, comparison.treated, comparison.baseline) == ("fashion", ("lga [x=1]", "none"),
+                                                                              ("lga", "none"))  # fmt: skip
 
 
 COMMITTED = REPO_ROOT / "experiments" / "study"
@@ -165,7 +185,8 @@ def test_the_committed_study_reports_are_what_their_records_give(tmp_path):
         shutil.copytree(jobs, tmp_path / name / "jobs")
         write_study_report(tmp_path / name)
         assert (tmp_path / f"{name}.md").read_text() == (COMMITTED / f"{name}.md").read_text(), name
-        assert (tmp_path / name / "jobs.csv").read_text() == (jobs.parent / "jobs.csv").read_text(), name
+        for table in ("jobs.csv", "comparisons.csv"):
+            assert (tmp_path / name / table).read_text() == (jobs.parent / table).read_text(), (name, table)
 
 
 @pytest.mark.skipif(not list(COMMITTED.glob("*/jobs")), reason="no study committed under experiments/study yet")
@@ -178,6 +199,7 @@ def test_the_readme_headline_is_the_committed_study():
 
 
 def test_the_text_against_the_released_code_is_paired_by_seed_and_matches_scipy(tmp_path):
+    """Through the committed declarations (conf/comparisons/classification.yaml): its labels are the report's."""
     study = tmp_path / "classification"
     text, released = [90.6, 90.9, 90.1, 90.4], [90.8, 91.2, 90.0]  # seed 3 of the released LGA is missing
     for attention, values in (("none", [90.1, 90.5, 89.9, 90.2]), ("lga", text), ("lga_released", released)):
@@ -187,11 +209,14 @@ def test_the_text_against_the_released_code_is_paired_by_seed_and_matches_scipy(
     markdown = (tmp_path / "classification.md").read_text()
     test = stats.ttest_rel(released, text[:3])
     interval = test.confidence_interval(0.95)
-    line = next(row for row in markdown.splitlines() if row.startswith("| fashion | main | test top-1 (%) |"))
-    assert line == (
-        f"| fashion | main | test top-1 (%) | 3 | {np.mean(np.subtract(released, text[:3])):+.2f} | "
-        f"[{interval.low:+.2f}, {interval.high:+.2f}] | {test.pvalue:.3f} | {test.pvalue:.3f} | within noise |"
-    )
+    row = _row(markdown, "| text_vs_code | fashion | lga_released vs lga | 3 |")
+    assert row[4] == f"{np.mean(np.subtract(released, text[:3])):+.2f} [{interval.low:+.2f}, {interval.high:+.2f}]"
+    assert _row(_tests(markdown), "| text_vs_code | fashion | lga_released vs lga |")[3] == f"{test.pvalue:.3g}"
+    # declared, not run here: the row says so instead of a verdict
+    assert _row(markdown, "| text_vs_code | mnist_5k | lga_released vs lga |")[5:7] == [
+        "",
+        "no test: no paired seeds (a cell has none that learned)",
+    ]
 
 
 def test_a_metric_equal_to_another_in_every_job_gets_no_table_of_its_own():
@@ -218,17 +243,63 @@ def test_the_change_of_an_effect_with_the_setting_is_a_paired_difference_in_diff
     for (attention, variant), values in cells.items():
         for seed, value in enumerate(values):
             _record(study, attention, seed, value, variant=variant)
-    _record(study, "lga", 0, 88.0, variant="attention.pos_embed=false")  # an ablation, not a setting: no row
     write_study_report(study)
     markdown = (tmp_path / "classification.md").read_text()
     at_64 = np.subtract(cells[("lga", "dataset.image_size=64")], cells[("none", "dataset.image_size=64")])
     at_main = np.subtract(cells[("lga", "")], cells[("none", "")])[:3]
     test = stats.ttest_rel(at_64, at_main)
     interval = test.confidence_interval(0.95)
-    section = markdown.split("## Does the setting change the effect?", 1)[1].split("##", 1)[0]
+    name = "lga [dataset.image_size=64] - none [dataset.image_size=64] vs lga - none"
+    row = _row(markdown, f"| resolution | fashion | {name} | 3 |")
+    assert row[4] == f"{(at_64 - at_main).mean():+.2f} [{interval.low:+.2f}, {interval.high:+.2f}]"
+    assert _row(_tests(markdown), f"| resolution | fashion | {name} |")[3] == f"{test.pvalue:.3g}"
+
+
+def test_a_run_that_did_not_learn_is_a_failure_rate_not_a_value(tmp_path):
+    study = tmp_path / "classification"
+    for seed, value in enumerate([90.1, 90.5, 89.9]):
+        _record(study, "none", seed, value)
+    for seed, value in enumerate([90.6, 12.0, 90.1]):
+        _record(study, "ga", seed, value, status="not_learned" if seed == 1 else "ok")
+    declared = _declare(tmp_path, "families:\n  b:\n    compare:\n      - fashion: ga vs none\n")
+    write_study_report(study, declarations=declared)
+    markdown = (tmp_path / "classification.md").read_text()
+    assert _row(markdown, "| fashion | ga |")[2:6] == ["2", "90.35 ± 0.35", _row(markdown, "| fashion | ga |")[4],
+                                                      "1 of 3 did not learn"]  # fmt: skip
+    assert _row(markdown, "| b | fashion | ga vs none |")[3:5] == ["2", f"{np.mean([0.5, 0.2]):+.2f} [-1.56, +2.26]"]
+    failures = markdown.split("## Runs that did not learn or diverged", 1)[1]
+    assert "| jobs/fashion-paper-ga-s1 | fashion | ga | 1 | not_learned | 12.00 | best validation top-1" in failures
+
+
+def _history(values, losses):
+    return [{"epoch": e + 1, "train/loss": loss, "val/top1": v / 100, "lr": 0.001} for e, (v, loss) in
+            enumerate(zip(values, losses))]  # fmt: skip
+
+
+def test_convergence_shows_the_cells_with_history_and_which_runs_still_improve(tmp_path):
+    """Still improving: the last epoch beats every earlier one by more than the margin (0.1 top-1 points)."""
+    study = tmp_path / "classification"
+    losses = [1.0, 0.6, 0.5, 0.45]
+    curves = {0: [80.0, 85.0, 88.0, 90.0], 1: [80.0, 86.0, 89.95, 90.0], 2: [81.0, 87.0, 90.5, 90.2]}
+    for seed, curve in curves.items():
+        _record(study, "lga", seed, curve[-1], history=_history(curve, losses))
+        _record(study, "none", seed, 90.0)  # an old record: no history, no row
+    write_study_report(study)
+    markdown = (tmp_path / "classification.md").read_text()
+    section = markdown.split("## Convergence", 1)[1].split("\n## ", 1)[0]
     rows = [r for r in section.splitlines() if r.startswith("| fashion |")]
-    assert rows == [
-        f"| fashion | dataset.image_size=64 | lga | 3 | {at_main.mean():+.2f} | {at_64.mean():+.2f} | "
-        f"{(at_64 - at_main).mean():+.2f} | [{interval.low:+.2f}, {interval.high:+.2f}] | {test.pvalue:.3f} | "
-        f"{test.pvalue:.3f} | {'higher at setting' if test.pvalue < 0.05 else 'within noise'} |"
-    ]
+    assert rows == ["| fashion | lga | 3 | 4 | 90.07 | 89.48 | 1 of 3 |"]  # seed 0 only: 90.0 > 88.0 + 0.1
+    assert (tmp_path / "figures" / "classification_convergence.png").stat().st_size > 1000
+
+
+def test_a_report_without_history_has_no_convergence_section_and_rerunning_rewrites_the_same_bytes(tmp_path):
+    study = tmp_path / "classification"
+    for seed, (base, lga) in enumerate([(90.1, 90.6), (90.5, 90.9), (89.9, 90.1)]):
+        _record(study, "none", seed, base)
+        _record(study, "lga", seed, lga)
+    write_study_report(study)
+    first = {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()}
+    assert "## Convergence" not in (tmp_path / "classification.md").read_text()
+    write_study_report(study)
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == first
+    assert str(tmp_path) not in (tmp_path / "classification.md").read_text()

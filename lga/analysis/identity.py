@@ -46,6 +46,7 @@ KEYS: dict[str, str] = {
     "logger": RUN_ONLY,
     "callbacks": RUN_ONLY,
     "runtime": RUN_ONLY,
+    "verbose": RUN_ONLY,
     "test": RUN_ONLY,  # whether the test split is evaluated after training: the trained model is the same
     "objective": RUN_ONLY,  # what a sweeper reads from the job
     "tuned": RUN_ONLY,  # its values land in optimizer.* / model.*, which are identity
@@ -139,8 +140,10 @@ def run_identity(cfg: Any) -> dict[str, Any]:
     the resolved config less its run-only and location keys."""
     from omegaconf import OmegaConf
 
-    container = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
-    return identity_of({k: v for k, v in container.items() if k != "hydra"})
+    def plain(value: Any) -> Any:
+        return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+    return identity_of({key: plain(cfg[key]) for key in cfg if key != "hydra" and classify(key) == IDENTITY})
 
 
 def option_name(node: Any) -> str:

@@ -9,8 +9,8 @@ each at its own best hyperparameters on test, then the seed report.
    evaluated). A search already there resumes and stops at ``--trials``.
 2. ``run.py -m attention=<all> seed=0..k-1 tuned=<work>/search/${attention.name}`` into
    ``<work>/compare``: every job starts from its own variant's best hyperparameters.
-3. :func:`lga.report.write_report` on the comparison, plus the tuned hyperparameters per
-   variant; both copied to ``--out`` (``report.md``, ``report.csv``, ``report.png``,
+3. :func:`lga.analysis.report.write_report` on the comparison, plus the tuned hyperparameters per
+   variant; both copied to ``--out`` (``report.md``, ``report.csv``, ``cells.csv``, ``report.png``,
    ``tuned.md``, ``tuned.csv``).
 
 Without step 1, "LGA beats SE" may only mean "LGA got the better learning rate". Any

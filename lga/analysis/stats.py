@@ -1,0 +1,196 @@
+"""Paired comparisons over seeds and the verdicts drawn from them: the one place lga computes a test.
+
+A comparison pairs a treated cell with a baseline cell on the seeds both ran (same data order,
+initialisation and options), so what a seed does to both cancels. Everything is scipy or statsmodels:
+
+- the mean difference, its 95% t interval and the two-sided paired t-test (scipy ``ttest_rel``);
+- the sign-flip permutation test (scipy ``permutation_test``), exact over all 2^n sign vectors: it
+  assumes no normality, and its smallest two-sided p is 2 / 2^n (0.0625 at 5 seeds, 0.25 at 3), so a
+  t-test verdict it cannot back is flagged fragile;
+- equivalence within ±margin (TOST, statsmodels ``ttost_paired``) and its two one-sided halves:
+  not better by the margin (H0: the treated cell is better by m or more) and not worse by it;
+- power (statsmodels ``TTestPower``) at the observed sd of the differences: the smallest difference a
+  paired t-test would detect with 80% power at this n, and the seeds the margin (or the observed
+  difference) would need; planning numbers, as uncertain as an sd from a few seeds;
+- Holm's correction (statsmodels ``multipletests``) within a declared family, for each kind of test apart.
+
+Higher is better unless told otherwise (top-1 and mAP are). numpy, scipy, statsmodels, pandas: no torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
+from statsmodels.stats.weightstats import ttost_paired
+
+ALPHA = 0.05
+POWER = 0.8
+# sign vectors the sign-flip test enumerates: all of them up to 16 seeds; beyond, this many drawn (seeded)
+SIGN_FLIP_RESAMPLES = 2**16
+# a comparison's tests, each Holm-corrected within its family apart from the others: the paired t-test,
+# TOST, non-superiority (H0: better by m or more), non-inferiority (H0: worse by m or more)
+TESTS = ("p_t", "p_tost", "p_not_better", "p_not_worse")
+COLUMNS = [
+    "n", "diff", "sd", "ci_low", "ci_high", *TESTS, "p_sign_flip", "margin", "mde", "seeds_for_margin",
+    "seeds_for_diff",
+]  # fmt: skip
+
+
+def mean_interval(values: Sequence[float]) -> dict[str, float | None]:
+    """Mean, sd and 95% t interval of the mean (scipy ``t.interval``); no sd or interval under 2 values."""
+    x = np.asarray(values, dtype=float)
+    out: dict[str, float | None] = {"n": len(x), "mean": None, "sd": None, "ci_low": None, "ci_high": None}
+    if len(x) == 0:
+        return out
+    out["mean"] = float(x.mean())
+    if len(x) > 1:
+        out["sd"] = float(x.std(ddof=1))
+        out["ci_low"], out["ci_high"] = out["mean"], out["mean"]
+        if out["sd"] > 0:
+            low, high = stats.t.interval(1 - ALPHA, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+            out["ci_low"], out["ci_high"] = float(low), float(high)
+    return out
+
+
+def sign_flip_p(treated: Sequence[float], baseline: Sequence[float]) -> float:
+    """Two-sided p of the paired sign-flip test on the mean difference (exact up to 16 pairs). The
+    differences are rounded to 1e-9 first: metrics kept to 2 decimals give exact ties (+0.10 and
+    -0.10), which float noise would otherwise break."""
+    differences = np.round(np.asarray(treated, float) - np.asarray(baseline, float), 9)
+    result = stats.permutation_test(
+        (differences, np.zeros_like(differences)),
+        lambda x, y, axis: np.mean(x - y, axis=axis),
+        permutation_type="samples", vectorized=True, n_resamples=SIGN_FLIP_RESAMPLES, alternative="two-sided",
+        rng=np.random.default_rng(0),
+    )  # fmt: skip
+    return float(result.pvalue)
+
+
+def minimal_detectable_effect(sd: float, n: int) -> float | None:
+    """The true difference a two-sided paired t-test at :data:`ALPHA` detects with :data:`POWER` at n pairs."""
+    if n < 2 or not sd:
+        return None
+    return float(TTestPower().solve_power(effect_size=None, nobs=n, alpha=ALPHA, power=POWER)) * sd
+
+
+def seeds_needed(effect: float | None, sd: float | None) -> int | None:
+    """Seeds (pairs) a two-sided paired t-test needs to detect ``effect`` with :data:`POWER` at this sd."""
+    if effect is None or not sd or effect == 0:
+        return None
+    size = abs(effect) / sd
+    if not TTestPower().power(effect_size=size, nobs=2, alpha=ALPHA) < POWER:  # NaN: an effect too large to compute
+        return 2
+    needed = TTestPower().solve_power(effect_size=size, nobs=None, alpha=ALPHA, power=POWER)
+    return None if math.isnan(needed) else math.ceil(needed)
+
+
+def compare(
+    treated: Mapping[Any, float], baseline: Mapping[Any, float], margin: float, higher_is_better: bool = True
+) -> dict[str, Any]:
+    """Treated minus baseline over the seeds both have: :data:`COLUMNS`. Under 2 pairs, or when every
+    pair differs by the same amount (sd 0), the tests are undefined: their p stays ``None``."""
+    seeds = sorted(set(treated) & set(baseline))
+    t = np.array([treated[s] for s in seeds], dtype=float)
+    b = np.array([baseline[s] for s in seeds], dtype=float)
+    out: dict[str, Any] = {**dict.fromkeys(COLUMNS), "n": len(seeds), "margin": margin}
+    if not seeds:
+        return out
+    diffs = t - b
+    out["diff"] = float(diffs.mean())
+    if len(seeds) < 2:
+        return out
+    out["sd"] = float(diffs.std(ddof=1))
+    if out["sd"] == 0:
+        return out
+    test = stats.ttest_rel(t, b)
+    interval = test.confidence_interval(1 - ALPHA)
+    better = 1 if higher_is_better else -1  # the direction of "better by m": +m, or -m for lower-is-better
+    more, less = ("greater", "less") if higher_is_better else ("less", "greater")
+    out.update(
+        ci_low=float(interval.low), ci_high=float(interval.high), p_t=float(test.pvalue),
+        p_sign_flip=sign_flip_p(t, b),
+        p_tost=float(ttost_paired(t, b, -margin, margin)[0]),
+        p_not_better=float(stats.ttest_rel(t, b + better * margin, alternative=less).pvalue),
+        p_not_worse=float(stats.ttest_rel(t, b - better * margin, alternative=more).pvalue),
+        mde=minimal_detectable_effect(out["sd"], len(seeds)),
+        seeds_for_margin=seeds_needed(margin, out["sd"]), seeds_for_diff=seeds_needed(out["diff"], out["sd"]),
+    )  # fmt: skip
+    return out
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of one family (statsmodels); ``None`` entries are not tests and stay ``None``."""
+    tested = [i for i, p in enumerate(p_values) if p is not None and not math.isnan(p)]
+    adjusted: list[float | None] = [None] * len(p_values)
+    if tested:
+        for i, p in zip(tested, multipletests([p_values[i] for i in tested], method="holm")[1]):
+            adjusted[i] = float(p)
+    return adjusted
+
+
+def p_text(p: float | None) -> str:
+    """A p-value as the reports print it: 3 significant digits (0.0625 stays exact), ``<0.001`` below."""
+    return "" if p is None or math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def verdict(row: Mapping[str, Any], family: str, sizes: Mapping[str, int], higher_is_better: bool = True):
+    """(verdict, reason, robustness) of one comparison from its Holm-adjusted p-values (``<test>_holm``).
+
+    In order: better / worse when the paired t-test rejects no difference; equivalent within ±m when
+    TOST rejects a difference of m or more; not better by m / not worse by m when one one-sided test
+    does; inconclusive otherwise, with the seeds that would settle it. ``sizes``: tests per kind in the
+    family. A better / worse that the sign-flip test does not back (p >= 0.05) is flagged fragile.
+    """
+    row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+    m, n = f"{row['margin']:g}", int(row["n"])
+    if row.get("p_t_holm") is None:
+        why = {0: "no paired seeds (a cell has none that learned)", 1: "1 paired seed"}.get(n, "no spread in the pairs")
+        return "", f"no test: {why}", ""
+
+    def why(test: str, label: str) -> str:
+        return f"{label}, Holm p {p_text(row[test + '_holm'])} over {sizes[test]} in family {family}"
+
+    if row["p_t_holm"] < ALPHA:
+        gained = row["diff"] > 0 if higher_is_better else row["diff"] < 0
+        fragile = f"fragile: sign-flip p {p_text(row['p_sign_flip'])}" if row["p_sign_flip"] >= ALPHA else ""
+        return ("better" if gained else "worse"), why("p_t", "paired t"), fragile
+    if row["p_tost_holm"] < ALPHA:
+        return f"equivalent within ±{m}", why("p_tost", f"TOST ±{m}"), ""
+    one_sided = [(row[f"{k}_holm"], k) for k in ("p_not_better", "p_not_worse") if row[f"{k}_holm"] < ALPHA]
+    if one_sided:
+        test = min(one_sided)[1]
+        word = "not better" if test == "p_not_better" else "not worse"
+        hypothesis = f"H0 {'better' if test == 'p_not_better' else 'worse'} by {m}+"
+        return f"{word} by {m}", why(test, f"one-sided t ({hypothesis})"), ""
+    tests = f"paired t Holm p {p_text(row['p_t_holm'])} and TOST Holm p {p_text(row['p_tost_holm'])}"
+    settle = f"; {int(row['seeds_for_margin'])} seeds would settle ±{m}" if row["seeds_for_margin"] else ""
+    return "inconclusive", f"{tests}, each over {sizes['p_t']} in family {family}{settle}", ""
+
+
+def judge(comparisons: pd.DataFrame, by: Sequence[str] = ("family",), higher_is_better: bool = True) -> pd.DataFrame:
+    """``comparisons`` (rows of :func:`compare` plus ``family`` and the columns in ``by``) with
+    ``<test>_holm`` for each of :data:`TESTS`, Holm-corrected within each group of ``by``, and
+    ``verdict``, ``reason``, ``robustness``. Rows with a true ``exploratory`` column are no family's:
+    raw p only, no verdict word."""
+    out = comparisons.copy()
+    exploratory = out["exploratory"].astype(bool) if "exploratory" in out else pd.Series(False, index=out.index)
+    for test in TESTS:
+        out[f"{test}_holm"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    out["verdict"], out["reason"], out["robustness"] = "", "exploratory: raw p, no verdict", ""
+    declared = out[~exploratory]
+    for _, group in declared.groupby(list(by), sort=False):
+        sizes = {}
+        for test in TESTS:
+            adjusted = holm([None if pd.isna(p) else p for p in group[test]])
+            out.loc[group.index, f"{test}_holm"] = pd.Series(adjusted, index=group.index, dtype=object)
+            sizes[test] = sum(p is not None for p in adjusted)
+        for index in group.index:
+            row = out.loc[index].to_dict()
+            out.loc[index, ["verdict", "reason", "robustness"]] = verdict(row, row["family"], sizes, higher_is_better)
+    return out

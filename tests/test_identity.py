@@ -1,0 +1,73 @@
+"""Run identity is defined once (lga.analysis.identity): every key of every composable config is
+classified, and everything that names or matches a run derives from that classification."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from lga.analysis.identity import (
+    IDENTITY,
+    LOCATION,
+    RUN_ONLY,
+    UnclassifiedKey,
+    classify,
+    job_subdir,
+    run_identity,
+    variant,
+)
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+# groups that run.py composes (conf/comparisons is read by lga.study, conf/hydra by Hydra)
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("comparisons", "hydra"))
+
+
+def _leaf_keys(node, prefix=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _leaf_keys(value, f"{prefix}{key}.")
+    else:
+        yield prefix[:-1]
+
+
+def _every_option():
+    for group in GROUPS:
+        for option in sorted((CONF / group).glob("*.yaml")):
+            yield f"{group}={option.stem}"
+
+
+@pytest.mark.parametrize("choice", list(_every_option()))
+def test_every_key_of_every_option_is_classified(compose_cfg, choice):
+    cfg = compose_cfg(choice)
+    container = OmegaConf.to_container(cfg, resolve=False)
+    container.pop("hydra")
+    unclassified = []
+    for key in _leaf_keys(container):
+        try:
+            classify(key)
+        except UnclassifiedKey:
+            unclassified.append(key)
+    assert not unclassified, f"{choice}: classify these in lga.analysis.identity.KEYS: {unclassified}"
+
+
+def test_an_unclassified_top_level_key_is_an_error():
+    with pytest.raises(UnclassifiedKey, match="'new_option.depth' is not classified"):
+        classify("new_option.depth")
+
+
+def test_a_key_takes_the_class_of_its_longest_classified_prefix():
+    assert classify("trainer.max_epochs") == IDENTITY
+    assert classify("trainer.devices") == RUN_ONLY
+    assert classify("dataset.search_dirs") == LOCATION and classify("dataset.source.search_dirs") == LOCATION
+    assert classify("+attention.pos_embed") == IDENTITY and classify("hydra/launcher") == RUN_ONLY
+
+
+def test_names_directories_and_identity_agree_on_what_changes_a_result(compose_cfg):
+    overrides = ["attention=lga", "seed=1", "logger=none", "runtime.threads=1", "study_dir=/x", "tags=[a]",
+                 "attention.fusion=softmax", "experiment=study_tiny"]  # fmt: skip
+    assert variant(overrides) == "attention.fusion=softmax experiment=study_tiny"
+    assert job_subdir(overrides, ["experiment"]) == "attention.fusion=softmax,attention=lga,seed=1"
+    plain, noisy = compose_cfg(), compose_cfg("logger=none", "runtime.threads=1", "trainer.enable_progress_bar=true")
+    assert run_identity(plain) == run_identity(noisy)
+    assert run_identity(plain) != run_identity(compose_cfg("trainer.max_epochs=3"))
+    assert "paths" not in run_identity(plain) and "search_dirs" not in run_identity(plain)["dataset"]
