@@ -230,15 +230,20 @@ class EpochLine(Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         seconds, images = time.perf_counter() - self._start, self._images
-        metrics = {
-            k: float(v) for k, v in sorted(trainer.callback_metrics.items())
-            if k.endswith(("loss_epoch", "/loss", "top1", "map50", "map"))
-            and not k.startswith("lga/") and torch.is_tensor(v) and v.numel() == 1
-        }  # fmt: skip
-        parts = [f"{k} {v:.4g}" for k, v in metrics.items()]
+        metrics = trainer.callback_metrics
+        shown = []
+        for key in sorted(metrics):
+            value = metrics[key]
+            if key.startswith("lga/") or not (torch.is_tensor(value) and value.numel() == 1):
+                continue
+            if key.endswith(("_step", "_best")) or not key.endswith(("loss", "loss_epoch", "top1", "map50")):
+                continue
+            name = key.removesuffix("_epoch")
+            if name != key or f"{key}_epoch" not in metrics:  # train/loss and train/loss_epoch: one value
+                shown.append(f"{name} {float(value):.4g}")
         log.info(
             "epoch %d/%d | %s | %.1f s, %.0f train images/s",
-            trainer.current_epoch + 1, trainer.max_epochs, " | ".join(parts),
+            trainer.current_epoch + 1, trainer.max_epochs, " | ".join(shown),
             seconds, images / seconds if seconds else 0.0,
         )  # fmt: skip
 

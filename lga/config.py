@@ -81,7 +81,8 @@ class TrainerConfig:
     gradient_clip_val: Optional[float] = None
     accumulate_grad_batches: int = 1
     enable_progress_bar: Optional[bool] = None  # null: only when the console is a terminal
-    enable_model_summary: bool = True
+    # lga's header gives parameters and FLOPs (Lightning's summary counts 0 FLOPs); true adds its module table
+    enable_model_summary: bool = False
     profiler: Optional[str] = None  # "simple" or "advanced": time per hook (data, step, backward, optimizer)
 
 

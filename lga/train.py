@@ -37,6 +37,7 @@ from .callbacks import (
     StopOnSignal,
 )
 from .config import check_ranges
+from .console import header, quiet_libraries, result_block
 from .loggers import finish_loggers
 from .resume import identity_differences, resume_point, shown
 from .runtime import Interrupted, StopSignals, to_channels_last
@@ -82,6 +83,7 @@ def train(cfg: DictConfig, signals: StopSignals, axes: dict[str, Any]) -> dict[s
     output_dir = Path(cfg.paths.output_dir)
     resume_from = resume_point(output_dir, model, identity)
     run_loggers = loggers(cfg, axes)
+    header(axes, model.cost, torch.get_num_threads(), output_dir, run_loggers)
 
     checkpoints = output_dir / "checkpoints"
     best = ModelCheckpoint(dirpath=checkpoints, monitor=model.monitor, mode="max", filename="best")
@@ -175,6 +177,7 @@ def run(cfg: DictConfig) -> RunRecord:
     or a divergence ends the program with its message alone; any other exception
     propagates with its traceback.
     """
+    quiet_libraries(cfg.verbose)
     output_dir = Path(cfg.paths.output_dir)
     hydra = HydraConfig.get()
     multirun = hydra.mode == RunMode.MULTIRUN
@@ -236,9 +239,7 @@ def run(cfg: DictConfig) -> RunRecord:
     write(record)
     if reason is not None:
         log.warning("job %s did not learn: %s", run_name(axes), reason)
-    headline = record.monitor.replace("val/", "test/")
-    value = record.metrics.get(headline)
-    log.info("%s: %s %s", run_name(axes), headline, "n/a" if value is None else f"{100 * value:.2f}%")
+    result_block(record, output_dir, sweep=multirun)
     return record
 
 
