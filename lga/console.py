@@ -71,6 +71,6 @@ def result_block(record: RunRecord, output_dir: Path, sweep: bool) -> None:
     log.info("run directory: %s (result.json, checkpoints/, train.log)", output_dir)
     if not sweep:
         log.info(
-            "compare over seeds: python run.py -m attention=none,%s seed=0,1,2, then python -m lga.report <its sweep dir>",
+            "compare over seeds: python run.py -m attention=none,%s seed=0,1,2; then python -m lga.report <sweep>",
             record.attention,
         )
