@@ -179,22 +179,28 @@ HEADLINE_START, HEADLINE_END = "<!-- study headline: python -m lga.study --readm
 
 
 def headline_markdown(root: Path, link: str = ".") -> str:
-    """The short table README shows: every declared comparison of every study on its headline metric,
-    with its verdict and why; ``link``: ``root`` as the reader reaches it."""
-    blocks = []
+    """The verdict README shows: each study's primary comparisons on its headline metric, one line each
+    with the verdict and its test, and the verdict count of its other declared families; the full
+    tables are in each study's report (``link``: ``root`` as the reader reaches it)."""
+    lines = []
     for study_dir in studies(root):
         rows = sweep_rows(study_dir)
         metric = distinct_metrics(rows, METRICS[task_of(rows)])[0][0]
-        comparisons = evaluate(rows, declarations_for(study_dir.name, rows), [metric])
-        failed = [r for r in labelled(rows) if r["status"] in FAILED_TO_TRAIN]
+        comparisons = tables.declared(evaluate(rows, declarations_for(study_dir.name, rows), [metric]))
         report = f"{link}/{study_dir.name}.md"
-        block = f"**{study_dir.name}**, {METRIC_NAMES[metric]} ([{report}]({report}))\n\n"
-        block += tables.verdicts_markdown(comparisons)
-        if failed:
-            listed = ", ".join(f"{r['dataset']} {r['cell']} seed {r['seed']}" for r in failed)
-            block += f"\n\nLeft out as failures (did not learn or diverged): {listed}."
-        blocks.append(block)
-    return "\n\n".join(blocks)
+        lines.append(f"- **{study_dir.name}** ({METRIC_NAMES[metric]}, [report]({report})):")
+        for _, r in comparisons[comparisons.family == "primary"].iterrows():
+            fragile = f"; {r['robustness']}" if r["robustness"] else ""
+            lines.append(
+                f"  - {r['dataset']} {r['comparison']}: {tables.difference(r)} points over {tables.count(r['n'])} "
+                f"seeds, **{r['verdict']}** ({r['reason']}{fragile})"
+            )
+        others = comparisons[comparisons.family != "primary"].verdict.value_counts()
+        counted = ", ".join(f"{n} {verdict}" for verdict, n in sorted(others.items()))
+        failed = [r for r in labelled(rows) if r["status"] in FAILED_TO_TRAIN]
+        not_learned = f" {len(failed)} run(s) did not learn, left out as failures." if failed else ""
+        lines.append(f"  - other declared comparisons: {counted}.{not_learned}")
+    return "\n".join(lines)
 
 
 def update_readme(readme: Path, root: Path) -> None:
