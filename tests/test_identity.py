@@ -71,3 +71,17 @@ def test_names_directories_and_identity_agree_on_what_changes_a_result(compose_c
     assert run_identity(plain) == run_identity(noisy)
     assert run_identity(plain) != run_identity(compose_cfg("trainer.max_epochs=3"))
     assert "paths" not in run_identity(plain) and "search_dirs" not in run_identity(plain)["dataset"]
+
+
+def test_every_range_check_names_an_option_some_config_has(compose_cfg):
+    """lga.config.RANGES is keyed by dotted names and skips a key a config lacks: a renamed option
+    would drop its check silently, so every key must exist in at least one composable option."""
+    from lga.config import RANGES
+
+    found = set()
+    for choice in _every_option():
+        container = OmegaConf.to_container(compose_cfg(choice), resolve=False)
+        container.pop("hydra")
+        keys = set(_leaf_keys(container))
+        found |= {k for k in RANGES if k in keys or any(key.startswith(k + ".") for key in keys)}
+    assert set(RANGES) - found == set(), "range checks of options no config has: rename them in lga.config.RANGES"
