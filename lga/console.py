@@ -21,7 +21,7 @@ _CHATTY_LOGGERS = ("lightning.pytorch", "lightning.fabric")
 _NOISE = (
     r".*isinstance\(treespec, LeafSpec\)",  # a deprecation inside Lightning, not ours to fix
     r".*is called with Trainer configured with multiple `ModelCheckpoint`",  # best and last: on purpose
-    r".*The anonymous setting has no effect",
+    r".*The `srun` command is available on your system but is not used",  # lga's launchers handle SLURM
 )
 
 
