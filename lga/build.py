@@ -3,6 +3,8 @@ loggers and the Lightning Trainer, each by ``hydra.utils.instantiate`` of its co
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import re
@@ -20,7 +22,7 @@ from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from .analysis.identity import run_name
+from .analysis.identity import run_identity, run_name
 from .loggers import build_loggers
 from .models import TaskModule
 from .runtime import choose_threads
@@ -100,18 +102,21 @@ def set_threads(cfg: DictConfig) -> None:
     log.debug("%d intra-op threads (%s); OMP_WAIT_POLICY=%s", threads, why, os.environ.get("OMP_WAIT_POLICY"))
 
 
-def sweep_identity() -> tuple[str, str]:
-    """(W&B group, run id): the sweep directory's name groups every job of a multirun."""
+def sweep_identity(cfg: DictConfig) -> tuple[str, str]:
+    """(W&B group, run id): the sweep directory's name groups every job of a multirun; a job's run id
+    is its group plus a digest of its run identity, so the same job resumed (or rerun in the same sweep
+    directory) continues its W&B run, and two jobs of one directory never share one."""
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
         group = Path(hc.sweep.dir).name
-        return group, f"{group}-{hc.job.num}"
+        digest = hashlib.sha1(json.dumps(run_identity(cfg), sort_keys=True, default=str).encode()).hexdigest()
+        return group, f"{group}-{digest[:12]}"
     group = Path(hc.run.dir).name
     return group, group
 
 
 def loggers(cfg: DictConfig, axes: dict[str, Any]) -> list:
-    group, run_id = sweep_identity()
+    group, run_id = sweep_identity(cfg)
     return build_loggers(
         cfg.logger,
         save_dir=Path(cfg.paths.output_dir),

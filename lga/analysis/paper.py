@@ -1,4 +1,4 @@
-"""What the paper reports (../shared/docs/PAPER.md), and the metrics the study compares.
+"""What the paper reports (Shao, arXiv:2411.09604, 2024: its tables), and the metrics the study compares.
 
 Its numbers are single runs on its own datasets and schedules: the reports print them beside the
 study's cells, and the figures draw them in a panel of their own, never on the study's axis.

@@ -101,12 +101,15 @@ def compare(
     out: dict[str, Any] = {**dict.fromkeys(COLUMNS), "n": len(seeds), "margin": margin}
     if not seeds:
         return out
-    diffs = t - b
+    # metrics kept to a few decimals give equal differences that float noise would make unequal (sd 1e-15,
+    # p 1e-27): rounded as in sign_flip_p, equal pairs have sd 0 and no test
+    diffs = np.round(t - b, 9)
     out["diff"] = float(diffs.mean())
     if len(seeds) < 2:
         return out
     out["sd"] = float(diffs.std(ddof=1))
-    if out["sd"] == 0:
+    if out["sd"] < 1e-9:
+        out["sd"] = 0.0
         return out
     test = stats.ttest_rel(t, b)
     interval = test.confidence_interval(1 - ALPHA)
