@@ -10,11 +10,13 @@ interval or choices. A value outside that space, or a key the search never searc
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from .analysis.identity import IDENTITY, classify
@@ -37,28 +39,54 @@ def objective_value(objective: str, metrics: dict[str, Any], monitor: str | None
     return metrics[key]
 
 
+def _search_config(search_dir: Path) -> dict[str, Any]:
+    """The search's Hydra config, raw (resolving would evaluate the file's interpolations): its
+    ``multirun.yaml``, or the first trial's ``.hydra/hydra.yaml`` (the Optuna sweeper writes no multirun.yaml)."""
+    candidates = [search_dir / "multirun.yaml", *sorted(search_dir.glob("*/.hydra/hydra.yaml"))]
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None:
+        raise LGAError(
+            f"tuned={search_dir}: no trial of a search there (no multirun.yaml, no */.hydra/hydra.yaml), so the "
+            "searched hyperparameters are unknown; point tuned= at a search's directory "
+            "(python run.py -m hparams_search=optuna ...)"
+        )
+    return OmegaConf.to_container(OmegaConf.load(found), resolve=False)
+
+
 def search_space(search_dir: Path) -> dict[str, Any]:
     """key -> Hydra sweep (interval, choice, range) that the search in ``search_dir`` ran over."""
-    multirun = search_dir / "multirun.yaml"
-    if not multirun.is_file():
-        raise LGAError(
-            f"tuned={search_dir}: no multirun.yaml there, so the searched hyperparameters are unknown; "
-            "point tuned= at the directory of a search (python run.py -m hparams_search=optuna ...)"
-        )
-    params = OmegaConf.select(OmegaConf.load(multirun), "hydra.sweeper.params") or {}
+    params = ((_search_config(search_dir).get("hydra") or {}).get("sweeper") or {}).get("params") or {}
     parser = OverridesParser.create()
-    return {key: parser.parse_overrides([f"{key}={value}"])[0].value() for key, value in params.items()}
+    space = {}
+    for key, value in params.items():
+        try:
+            space[key] = parser.parse_overrides([f"{key}={value}"])[0].value()
+        except OverrideParseException as err:
+            raise LGAError(
+                f"{search_dir}: the search space entry {key}={value} is not a sweep Hydra can read "
+                f"({str(err).splitlines()[0]}); is it a search's directory?"
+            ) from None
+    return space
+
+
+# a searched value is a number or a plain word: never an interpolation (${oc.create:...} would build
+# objects when the config resolves), a mapping, or a list
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.+-]*")
+# keys that choose code (a block's name, an external block's import path) are not hyperparameters
+_CHOOSES_CODE = ("name", "target", "_target_")
 
 
 def _in_space(value: Any, sweep: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return False
+    if isinstance(value, str) and not _PLAIN_WORD.fullmatch(value):
         return False
     if isinstance(sweep, IntervalSweep):
         return isinstance(value, (int, float)) and math.isfinite(value) and sweep.start <= value <= sweep.end
     if isinstance(sweep, ChoiceSweep):
         return value in list(sweep.list)
     if isinstance(sweep, RangeSweep):
-        return value in range(int(sweep.start), int(sweep.stop), int(sweep.step or 1))
+        return isinstance(value, (int, float)) and sweep.start <= value < sweep.stop
     return value == sweep
 
 
@@ -79,7 +107,8 @@ def apply_tuned(cfg: DictConfig) -> dict[str, Any] | None:
     if not isinstance(best, dict):
         raise LGAError(f"{results}: no best_params mapping; is it a finished search's file?")
     for key, value in best.items():
-        if classify(key) != IDENTITY or any(part.startswith("_") for part in key.split(".")):
+        parts = key.split(".")
+        if classify(key) != IDENTITY or any(part.startswith("_") for part in parts) or parts[-1] in _CHOOSES_CODE:
             raise LGAError(f"{results} sets {key}, which is not a hyperparameter; only searched ones are applied")
         if key not in space:
             raise LGAError(

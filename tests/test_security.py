@@ -73,3 +73,15 @@ def test_tuned_refuses_a_value_outside_the_searched_space(run_lga, tmp_path):
     search = _search_dir(tmp_path / "search", {"optimizer.lr": 5.0}, SEARCHED)
     proc = run_lga("trainer=debug", "logger=none", f"tuned={search}", f"hydra.run.dir={tmp_path}/run")
     assert proc.returncode == 1 and "sets optimizer.lr=5.0, outside its search's space" in proc.stderr
+
+
+def test_tuned_refuses_an_interpolation_that_would_build_an_object(run_lga, tmp_path):
+    """A declared choice whose value is an OmegaConf interpolation (``${oc.create:{_target_: ...}}``) would
+    build an object when the optimizer's config resolves: only numbers and plain words are applied."""
+    marker = tmp_path / "pwned"
+    payload = "${oc.create:{_target_: builtins.open, file: %s, mode: w}}" % marker
+    declared = {**SEARCHED, "optimizer.betas": f"choice('{payload}')"}
+    search = _search_dir(tmp_path / "search", {"optimizer.betas": payload}, declared)
+    proc = run_lga("trainer=debug", "logger=none", f"tuned={search}", f"hydra.run.dir={tmp_path}/run")
+    assert not marker.exists(), "an interpolation from the results file built an object"
+    assert proc.returncode == 1 and "outside its search's space" in proc.stderr and "Traceback" not in proc.stderr

@@ -153,10 +153,10 @@ def test_ddp_two_cpu_processes(run_lga, tmp_path):
     proc = run_lga(
         "trainer=ddp", "trainer.accelerator=cpu", "trainer.max_epochs=1", "trainer.limit_train_batches=3",
         "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "trainer.enable_progress_bar=false",
-        "logger=none", f"hydra.run.dir={tmp_path}/run",
+        "logger=none", "verbose=true", f"hydra.run.dir={tmp_path}/run",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    output = proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr  # verbose=true: Lightning's own messages, which name the ranks
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in output and "distributed_backend=gloo" in output
     result = _result(tmp_path / "run")
     assert result["status"] == "ok"
