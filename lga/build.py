@@ -99,7 +99,7 @@ def set_threads(cfg: DictConfig) -> None:
     launcher = OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
     threads, why = choose_threads(cfg.runtime.threads, launcher)
     torch.set_num_threads(threads)
-    log.debug("%d intra-op threads (%s); OMP_WAIT_POLICY=%s", threads, why, os.environ.get("OMP_WAIT_POLICY"))
+    log.info("%d intra-op threads (%s); OMP_WAIT_POLICY=%s", threads, why, os.environ.get("OMP_WAIT_POLICY"))
 
 
 def sweep_identity(cfg: DictConfig) -> tuple[str, str]:
