@@ -384,7 +384,7 @@ def test_presets_of_one_class_stay_apart(run_lga, tmp_path):
     assert len({run_name(r) for r in results}) == 6
     assert {r["backbone_class"] for r in results} == {"MobileNetV3"}
     assert len({(r["backbone"], r["attention"]) for r in _summary(sweep)}) == 6
-    report = list(csv.DictReader(write_report(sweep)["csv"].open()))
-    assert sorted((r["backbone"], r["attention"]) for r in report) == sorted(
+    cells = list(csv.DictReader(write_report(sweep)["cells"].open()))
+    assert sorted((r["backbone"], r["attention"]) for r in cells) == sorted(
         (b, a) for b in ("mobilenetv3", "mobilenetv3_large", "mobilenetv3_paper") for a in ("none", "lga")
     )
