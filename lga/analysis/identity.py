@@ -116,12 +116,17 @@ def recordable_overrides(overrides: Iterable[str]) -> list[str]:
     return [o for o in overrides if classify(override_key(o)) != LOCATION]
 
 
+def path_safe(name: str) -> str:
+    """``name`` as one directory name: anything but letters, digits and ``_.=,+-`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", name)
+
+
 def job_subdir(overrides: Sequence[str], named_by_sweep: Sequence[str] = ()) -> str:
     """A sweep job's subdirectory (``hydra.sweep.subdir: ${lga.job_subdir:${hydra.overrides.task},[...]}``):
     its identity overrides, less those the sweep directory already names, sorted and joined by commas;
     ``base`` for a job with none. The same overrides give the same directory, so a rerun resumes there."""
     kept = [o for o in overrides if is_identity_override(o) and override_key(o) not in named_by_sweep]
-    return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", ",".join(sorted(kept))) or "base"
+    return path_safe(",".join(sorted(kept))) or "base"
 
 
 def identity_of(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -175,4 +180,4 @@ def study_record(study_dir: str | Path, axes: Mapping[str, Any], result_file: st
     The ``experiment=`` that selects the study is left out of the name: every job shares it."""
     tokens = [o for o in str(axes.get("variant", "")).split() if override_key(o) != "experiment"]
     name = run_name(axes) + ("--" + ",".join(tokens) if tokens else "")
-    return Path(study_dir) / "jobs" / re.sub(r"[^A-Za-z0-9_.=,+-]", "_", name) / result_file
+    return Path(study_dir) / "jobs" / path_safe(name) / result_file
