@@ -4,9 +4,9 @@ PIP ?= $(PYTHON) -m pip
 # torch/torchvision pinned to the CUDA wheels that run on CPU too; override for other builds
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install install-data lint test test-all study study-classification study-detection study-resolution study-seeds study-report tune-compare slurm-up slurm-down clean
+.PHONY: install install-data install-browser install-neon lint test test-all study study-classification study-detection study-resolution study-seeds study-report tune-compare slurm-up slurm-down clean
 
-install: install-data
+install: install-data install-browser
 	$(PIP) install $(TORCH_SPEC)
 	$(PIP) install -e ".[dev]"
 
@@ -19,6 +19,37 @@ install-data:
 		|| echo "warning: could not install dataset-fashion-mnist; dataset=fashion will need the files"; \
 	else \
 		echo "note: no apt-get as root; for dataset=fashion run: sudo apt-get install dataset-fashion-mnist"; \
+	fi
+	@$(MAKE) --no-print-directory install-neon
+
+# NEON aerial tree crowns (dataset=neon_trees): the annotated images that the MIT-licensed deepforest wheel
+# ships, its files only (no install, no dependencies), into $(NEON_DIR); skipped when there, a note offline.
+NEON_WHEEL = deepforest==2.1.0
+NEON_DIR ?= $(or $(LGA_DATA_DIR),data)/neon_trees
+NEON_IMAGES = 2019_YELL_2_528000_4978000_image_crop2 2019_YELL_2_541000_4977000_image_crop OSBS_029 SOAP_061
+install-neon:
+	@missing=; for f in $(NEON_IMAGES); do [ -f "$(NEON_DIR)/$$f.png" ] && [ -f "$(NEON_DIR)/$$f.xml" ] || missing=1; done; \
+	if [ -z "$$missing" ]; then echo "NEON tree crowns already in $(NEON_DIR)"; exit 0; fi; \
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	if $(PIP) download --quiet --retries 1 --timeout 30 --no-deps $(NEON_WHEEL) -d "$$tmp"; then \
+		$(PYTHON) -m zipfile -e "$$tmp"/deepforest-*.whl "$$tmp/wheel" && mkdir -p "$(NEON_DIR)" && \
+		for f in $(NEON_IMAGES); do cp "$$tmp/wheel/deepforest/data/$$f.png" "$$tmp/wheel/deepforest/data/$$f.xml" "$(NEON_DIR)/" || exit 1; done && \
+		echo "NEON tree crowns (4 images, 951 boxes) extracted to $(NEON_DIR)"; \
+	else \
+		echo "note: could not download $(NEON_WHEEL) from PyPI (no network?); dataset=neon_trees will need its files:"; \
+		echo "  pip download --no-deps $(NEON_WHEEL) -d DIR, then copy deepforest/data/*.png and *.xml from the wheel (a zip) to $(NEON_DIR)"; \
+	fi
+
+# Debian's chromium, the real browser tests/test_dashboard.py opens dashboard.html in (through Playwright);
+# skipped without apt or root (the test then skips, and fails under CI).
+install-browser:
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "chromium already installed"; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "warning: could not install chromium; the dashboard's browser tests will skip"; \
+	else \
+		echo "note: no apt-get as root; for the dashboard's browser tests run: sudo apt-get install chromium"; \
 	fi
 
 lint:
@@ -42,7 +73,7 @@ study-classification:
 	$(STUDY_CLS)                                      # the paper's table + both LGAs, seeds 0-2
 	$(STUDY_CLS) dataset=mnist_5k trainer.max_epochs=20  # its MNIST column, on the 5k subset
 	$(STUDY_CLS) attention=la,ga
-	$(STUDY_CLS) attention=lga attention.pos_embed=false
+	$(STUDY_CLS) attention=lga attention.pos_embed=False  # the records' spelling: job names keep the override's text
 	$(STUDY_CLS) attention=lga "attention.local_kernel_sizes=[3]"
 	$(STUDY_CLS) attention=lga attention.fusion=softmax
 	$(STUDY_CLS) attention=none,lga,lga_released seed=3,4

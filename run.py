@@ -6,7 +6,7 @@ python run.py -m attention=lga,se,cbam dataset=mnist,fashion
 
 import hydra
 
-from lga.config import register_configs
+from lga.schemas import register_configs
 from lga.train import task
 
 register_configs()

@@ -1,42 +1,70 @@
-"""Experiment loggers: W&B (never blocking: offline without a key or a network), CSV, none."""
+"""Experiment loggers: W&B (never blocking: offline without a key or a network), TensorBoard, CSV, none.
+
+W&B and TensorBoard are set up to compare runs: each run carries its sweep cell's axes as flat
+keys (``axes/dataset``, ``axes/backbone``, ``axes/attention``, ``axes/variant``, and ``seed``),
+so runs group by them.
+"""
 
 from __future__ import annotations
 
 import logging
-import netrc
-import os
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch import loggers as lightning_loggers
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from omegaconf import OmegaConf
 
+from .analysis.identity import job_axes
+from .analysis.results import TASK_METRICS
+from .analysis.wandb_compare import resolve_wandb_mode
 from .config import LoggerBackend, LoggerConfig, WandbMode
-from .utils import reachable
 
 log = logging.getLogger(__name__)
-WANDB_HOST = "api.wandb.ai"
 
 
-def _has_wandb_key() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators(WANDB_HOST) is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
+def axis_keys(config: dict[str, Any]) -> dict[str, Any]:
+    """The job's axes as flat config keys (``axes/attention``: ``lga``), for W&B's group-by and
+    TensorBoard's HParams table; the backbone is its preset's name, as in the run's name."""
+    hydra = HydraConfig.get()
+    axes = job_axes(OmegaConf.create(config), hydra.runtime.choices, list(hydra.overrides.task))
+    return {f"axes/{k}": axes[k] for k in ("dataset", "backbone", "attention", "variant", "task")}
 
 
-def resolve_wandb_mode(mode: WandbMode) -> str:
-    """``auto`` -> ``online`` only with an API key and a reachable server, else ``offline``."""
-    if mode is not WandbMode.auto:
-        return mode.value
-    if not _has_wandb_key():
-        log.info("W&B: no API key (WANDB_API_KEY or ~/.netrc), logging offline; `wandb sync` uploads later")
-        return "offline"
-    if not reachable(WANDB_HOST):
-        log.info("W&B: %s unreachable, logging offline; `wandb sync` uploads later", WANDB_HOST)
-        return "offline"
-    return "online"
+def define_comparison_metrics(run: Any, task: str) -> None:
+    """Validation metrics against ``epoch``, each with its best so far in the summary (max, min for the
+    loss) beside its last value; ``val/*_best`` are best-so-far already and stay plain numbers; test
+    metrics keep W&B's default (their one value). Exact names: W&B's glob definitions do not reliably
+    set summaries."""
+    run.define_metric("epoch")
+    for metric in ("val/loss", *(key.replace("test/", "val/") for key in TASK_METRICS.get(task, {}).values())):
+        best = "min" if metric.endswith("loss") else "max"
+        summary = None if metric.endswith("_best") else f"{best},last"
+        run.define_metric(metric, step_metric="epoch", summary=summary)
+
+
+class TensorBoardLogger(lightning_loggers.TensorBoardLogger):
+    """Lightning's TensorBoard logger that keeps each metric's last value, so :func:`finish_loggers` can
+    write the hyperparameters with the final metrics: TensorBoard's HParams view then compares the runs."""
+
+    def __init__(self, *args: Any, comparison_params: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(*args, default_hp_metric=False, **kwargs)
+        self.comparison_params = comparison_params
+        self.last_values: dict[str, tuple[int, float]] = {}
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        super().log_metrics(metrics, step)
+        for key, value in metrics.items():
+            if key.startswith(("val/", "test/")):
+                self.last_values[key] = (step or 0, float(value))
+
+    def log_final_hyperparams(self) -> None:
+        """The axes and config with the last value of every validation and test metric."""
+        if self.last_values:
+            step = max(step for step, _ in self.last_values.values())
+            metrics = {key: value for key, (_, value) in self.last_values.items()}
+            self.log_hyperparams(self.comparison_params, metrics, step=step)
 
 
 def build_loggers(
@@ -54,31 +82,37 @@ def build_loggers(
         return []
     if backend is LoggerBackend.csv:
         return [CSVLogger(save_dir=str(save_dir), name="csv", version="")]
-    mode = resolve_wandb_mode(WandbMode(cfg.mode))
+    axes = axis_keys(config)
+    if backend is LoggerBackend.tensorboard:
+        params = {**axes, **config}
+        return [TensorBoardLogger(save_dir=str(save_dir), name="tensorboard", version="", comparison_params=params)]
+    mode = resolve_wandb_mode(WandbMode(cfg.mode).value)
     if mode == "disabled":
         return []
     import wandb
 
-    return [
-        WandbLogger(
-            project=cfg.project,
-            entity=cfg.entity,
-            name=run_name,
-            group=cfg.group or group,
-            tags=tags,
-            save_dir=str(save_dir),
-            id=run_id,
-            resume="allow",  # a resumed run (same output directory) continues the same W&B run
-            offline=mode == "offline",
-            config=config,
-            job_type="train",
-            settings=wandb.Settings(console="off", init_timeout=60, silent=True),
-        )
-    ]
+    logger = WandbLogger(
+        project=cfg.project,
+        entity=cfg.entity,
+        name=run_name,
+        group=cfg.group or group,
+        tags=tags,
+        save_dir=str(save_dir),
+        id=run_id,
+        resume="allow",  # a resumed run (same output directory) continues the same W&B run
+        offline=mode == "offline",
+        config={**config, **axes},
+        job_type="train",
+        settings=wandb.Settings(console="off", init_timeout=60, silent=True),
+    )
+    # Lightning passes wandb.init an `anonymous` argument that W&B warns is deprecated, on every run
+    logger._wandb_init.pop("anonymous", None)
+    define_comparison_metrics(logger.experiment, axes["axes/task"])
+    return [logger]
 
 
 def finish_loggers(loggers: list[Logger], *, failed: bool) -> None:
-    """Close each W&B run so the next job of a sweep starts a new one.
+    """Close each W&B run so the next job of a sweep starts a new one; give TensorBoard the final metrics.
 
     A job that failed before W&B started still gets its run, marked failed, so the
     W&B workspace shows every job of the sweep. When the job is already failing (or
@@ -86,6 +120,8 @@ def finish_loggers(loggers: list[Logger], *, failed: bool) -> None:
     while closing is logged, not raised, so it cannot hide the original exception.
     """
     for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_final_hyperparams()
         if isinstance(logger, WandbLogger):
             try:
                 logger.experiment.finish(exit_code=1 if failed else 0)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from .analysis.identity import identity_of
+from .analysis.identity import identity_of, with_introduced
 from .callbacks import RunIdentity
 from .utils import LGAError
 
@@ -40,7 +40,7 @@ def shown(found: list[str]) -> str:
 def identity_differences(saved: dict[str, Any] | None, identity: dict[str, Any], source: str) -> list[str]:
     """Where a saved run identity differs from this run's, both read through today's classification
     (a key since reclassified as run-only is dropped from both sides)."""
-    return differences(identity_of(saved or {}), identity, source)
+    return differences(with_introduced(identity_of(saved or {}), identity), identity, source)
 
 
 def _fresh(checkpoint: Path) -> str:

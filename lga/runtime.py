@@ -63,8 +63,8 @@ def choose_threads(requested: int | None, launcher: Mapping[str, Any] | None = N
     cpus = available_cpus()
     if launcher.get("cpus_per_task"):
         return int(launcher["cpus_per_task"]), "hydra.launcher.cpus_per_task"
-    n_jobs = launcher.get("n_jobs")
-    if n_jobs is not None and "joblib" in str(launcher.get("_target_", "")).lower():
+    n_jobs = launcher.get("n_jobs")  # joblib's launcher, or lga's parallel launcher on it
+    if n_jobs is not None and any(name in str(launcher.get("_target_", "")) for name in ("joblib", "ParallelLauncher")):
         parallel = cpus if n_jobs < 0 else min(int(n_jobs), cpus)
         return max(1, cpus // max(1, parallel)), f"{cpus} CPUs shared by hydra.launcher.n_jobs={n_jobs}"
     return cpus, f"{cpus} CPUs in the affinity mask"

@@ -36,6 +36,7 @@ from .callbacks import (
     RunIdentity,
     StopOnSignal,
 )
+from .claims import claim_job
 from .config import check_ranges
 from .console import header, quiet_libraries, result_block
 from .loggers import finish_loggers
@@ -82,6 +83,8 @@ def train(cfg: DictConfig, signals: StopSignals, axes: dict[str, Any]) -> dict[s
     identity = run_identity(cfg)
     output_dir = Path(cfg.paths.output_dir)
     resume_from = resume_point(output_dir, model, identity)
+    if cfg.runtime.compile:  # in place: the checkpoint's keys stay those of the eager model
+        model.compile()
     run_loggers = loggers(cfg, axes)
     header(axes, model.cost, torch.get_num_threads(), output_dir, run_loggers)
 
@@ -246,7 +249,8 @@ def run(cfg: DictConfig) -> RunRecord:
 def task(cfg: DictConfig) -> dict[str, Any] | float | None:
     """What ``run.py`` returns to Hydra: the job's record as a dict, or with ``objective`` set, the
     one number a sweeper such as Optuna maximises (None when the job did not finish: a failed trial)."""
-    record = run(cfg)
+    with claim_job(cfg) as skipped:  # one process per job (lga.claims): one another process runs is skipped
+        record = skipped or run(cfg)
     if not cfg.objective:
         return record.to_dict()
     trained = record.status in ("ok", "not_learned")  # a not-learned trial is a (poor) value, not a failure

@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from lga.config import register_configs
+from lga.schemas import register_configs
 
 ROOT = Path(__file__).resolve().parents[1]
 register_configs()

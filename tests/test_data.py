@@ -106,3 +106,26 @@ def test_label_count_mismatch_names_both_files(tmp_path):
         match=rf"{tmp_path}/tr-images holds images \(20, 28, 28\) but {tmp_path}/tr-labels labels \(19,\)",
     ):
         dm.setup()
+
+
+def test_pad_crop_flip_is_a_padded_crop_mirrored_or_not():
+    from lga.data.classification import pad_crop_flip
+
+    x = torch.randn(16, 1, 8, 8)
+    torch.manual_seed(3)
+    out = pad_crop_flip(x, pad_value=-9.0, pad=2)
+    torch.manual_seed(3)  # the same draws, taken one image at a time
+    offsets, flips = torch.randint(0, 5, (2, 16)), torch.rand(16) < 0.5
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), value=-9.0)
+    for i in range(16):
+        crop = padded[i, :, offsets[0, i] : offsets[0, i] + 8, offsets[1, i] : offsets[1, i] + 8]
+        assert torch.equal(out[i], crop.flip(-1) if flips[i] else crop)
+    assert flips.any() and not flips.all() and (offsets != 2).any()  # the draws did move and mirror some
+
+
+def test_augmentation_only_in_training_and_a_typo_lists_the_choices():
+    with pytest.raises(ValueError, match="augment must be one of none, pad_crop_flip"):
+        _mnist_5k(augment="flip")
+    dm = _mnist_5k(augment="pad_crop_flip")
+    batch = (torch.full((4, 1, 28, 28), 200, dtype=torch.uint8), torch.zeros(4, dtype=torch.long))
+    assert torch.equal(dm.on_after_batch_transfer(batch, 0)[0], dm.preprocess(batch[0]))  # no trainer: as evaluated

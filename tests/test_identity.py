@@ -85,3 +85,36 @@ def test_every_range_check_names_an_option_some_config_has(compose_cfg):
         keys = set(_leaf_keys(container))
         found |= {k for k in RANGES if k in keys or any(key.startswith(k + ".") for key in keys)}
     assert set(RANGES) - found == set(), "range checks of options no config has: rename them in lga.config.RANGES"
+
+
+STUDY = Path(__file__).resolve().parents[1] / "experiments" / "study"
+
+
+def test_every_committed_study_record_is_the_job_its_command_composes_today(compose_cfg):
+    """A new identity option (or a changed default) must not orphan the committed records: each record's
+    identity, read through INTRODUCED, equals the identity its own overrides compose to now."""
+    from lga.analysis.record import read_record
+    from lga.resume import identity_differences
+
+    records = sorted(STUDY.glob("*/jobs/*/result.json"))
+    if not records:
+        pytest.skip("no study records committed")
+    stale = {}
+    for path in records:
+        record = read_record(path)
+        found = identity_differences(record.config, run_identity(compose_cfg(*record.overrides)), "record")
+        if found:
+            stale[path.parent.name] = found[:3]
+    assert not stale, stale
+
+
+def test_a_key_introduced_later_reads_as_its_old_behaviour():
+    from lga.analysis.identity import INTRODUCED, with_introduced
+
+    assert INTRODUCED["dataset.augment"] == "none"
+    saved = {"dataset": {"name": "fashion"}, "seed": 0}
+    now = {"dataset": {"name": "fashion", "augment": "none"}, "seed": 0}
+    assert with_introduced(saved, now) == now and saved == {"dataset": {"name": "fashion"}, "seed": 0}
+    assert with_introduced(saved, {"dataset": {"name": "tiny_objects"}}) == saved  # a dataset without the key
+    augmented = {"dataset": {"name": "fashion", "augment": "pad_crop_flip"}, "seed": 0}
+    assert with_introduced(saved, augmented) != augmented  # an augmented run is another run

@@ -70,7 +70,8 @@ def test_a_diverged_job_is_a_result_of_the_study(tmp_path, run_lga):
     args = ("-m", "experiment=study_tiny", "attention=none", "seed=0", "logger=none", "optimizer.lr=1e12")
     first = run_lga(*args)
     record = next((_studies(tmp_path) / "tiny" / "jobs").glob("*/result.json"))
-    assert json.loads(record.read_text())["status"] == "diverged" and first.returncode != 0
+    # a result, not a failure of the sweep: `make study` goes on to its next stage
+    assert json.loads(record.read_text())["status"] == "diverged" and first.returncode == 0, first.stderr[-2000:]
     again = run_lga(*args)
     assert "already in the study" in again.stdout + again.stderr and "epoch 1/1" not in again.stdout + again.stderr
 

@@ -20,6 +20,7 @@ subdirectory (:func:`job_subdir`), the checkpoint identity and the study record'
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -68,16 +69,43 @@ KEYS: dict[str, str] = {
     "dataset.hint": LOCATION,
     "dataset.source.search_dirs": LOCATION,  # datasets built from another (tiny_objects: from MNIST)
     "dataset.source.hint": LOCATION,
+    "dataset.root": LOCATION,  # voc, neon_trees: a directory on this machine
+    "dataset.data": LOCATION,  # yolo: its data.yaml
+    "dataset.annotations": LOCATION,  # coco: annotation files
+    "dataset.images": LOCATION,  # coco: image directories
 }
 
 # groups whose chosen option is an axis of a sweep (the preset's name: mobilenetv3_paper, not the class)
 AXIS_GROUPS = ("dataset", "backbone", "attention")
-# overrides a job's name already carries: the axes, the seed, a timm model (backbone=timm/efficientnet_b0)
-NAMED_BY_AXES = (*AXIS_GROUPS, "seed", "backbone.model_name")
+# overrides a job's name already carries: the axes, the seed, a timm model (backbone=timm/efficientnet_b0),
+# the attention block's name (attention=external attention.name=myblock)
+NAMED_BY_AXES = (*AXIS_GROUPS, "seed", "backbone.model_name", "attention.name")
 
 
 class UnclassifiedKey(KeyError):
     """A config key that :data:`KEYS` does not classify."""
+
+
+# identity keys added after runs were recorded, each with the value that does what runs did before the
+# key existed: a saved identity (a checkpoint's, a study record's) that lacks one reads as having it
+INTRODUCED: dict[str, Any] = {"dataset.augment": "none"}
+
+
+def with_introduced(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``saved`` with each :data:`INTRODUCED` key that ``current`` has and ``saved`` lacks set
+    to its value from before it existed."""
+    out = copy.deepcopy(dict(saved))
+    for dotted, before in INTRODUCED.items():
+        *parents, leaf = dotted.split(".")
+        here, there = out, current
+        for part in parents:
+            here, there = here.get(part), there.get(part)
+            if not isinstance(here, dict) or not isinstance(there, Mapping):
+                break
+        else:
+            if leaf in there and leaf not in here:
+                here[leaf] = before
+    return out
 
 
 def classify(key: str) -> str:
@@ -152,15 +180,18 @@ def run_identity(cfg: Any) -> dict[str, Any]:
 
 
 def option_name(node: Any) -> str:
-    """A config node's name, or the class its ``_target_`` names."""
-    return node.get("name") or str(node.get("_target_", "?")).rsplit(".", 1)[-1]
+    """A config node's name, or the class its ``target`` (an external block) or ``_target_`` names."""
+    return node.get("name") or str(node.get("target") or node.get("_target_", "?")).rsplit(".", 1)[-1]
 
 
 def job_axes(cfg: Any, choices: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A job's place in its sweep: the option chosen in each axis group (Hydra's runtime choices,
     so two presets of one class stay apart), the seed, and the ``variant`` (:func:`variant`).
+    The attention block is named by its config's ``name`` (a registered block's yaml sets its own;
+    ``attention=external`` runs the user's block, named by ``attention.name`` or its class).
     Also the class behind the backbone preset and the task (the ``model`` option)."""
     axes: dict[str, Any] = {group: choices.get(group) or option_name(cfg[group]) for group in AXIS_GROUPS}
+    axes["attention"] = option_name(cfg.attention)
     if cfg.backbone.get("model_name"):  # backbone=timm: the model is the axis (timm/efficientnet_b0)
         axes["backbone"] = f"{axes['backbone']}/{cfg.backbone.model_name}"
     axes["seed"] = int(cfg.seed)

@@ -1,6 +1,6 @@
 """The seed report of a finished sweep: is an attention block's effect larger than seed noise?
 
-    python -m lga.report logs/multiruns/<sweep>            # writes report.md, report.csv, cells.csv, report.png
+    python -m lga.report logs/multiruns/<sweep>   # writes report.md, report.csv, cells.csv, report.png, dashboard.html
     python -m lga.report <sweep> --metric test_top5 --baseline se --margin 0.2
     python -m lga.report <sweep> --comparisons conf/comparisons/classification.yaml
 
@@ -23,12 +23,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..utils import write_atomic
+import pandas as pd
+
+from ..utils import LGAError, write_atomic
 from . import figures, tables
 from .cells import BASELINE, FAILED_TO_TRAIN, cell_table, cell_values
 from .comparisons import default_declarations, evaluate, load_declarations
+from .dashboard import write_dashboard
 from .paper import METRIC_NAMES
-from .results import METRIC_COLUMNS, sweep_rows
+from .results import METRIC_COLUMNS, TASK_METRICS, sweep_rows
+
+HEADLINE = {"classification": "test_top1", "detection": "test_map50"}  # each task's metric by default
 
 
 def warnings_for(rows: list[dict[str, Any]], metric: str, baseline: str) -> list[str]:
@@ -76,7 +81,8 @@ def write_report(
     margin: float | None = None,
     comparisons: str | Path | None = None,
 ) -> dict[str, Path]:
-    """Write report.md, report.csv (one row per comparison), cells.csv and report.png into ``sweep_dir``.
+    """Write report.md, report.csv (one row per comparison), cells.csv, report.png and dashboard.html
+    (:mod:`lga.analysis.dashboard`) into ``sweep_dir``.
     ``metric`` defaults to the sweep's headline: test top-1 for classification, test mAP50 for detection."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
@@ -84,25 +90,40 @@ def write_report(
     rows = sweep_rows(sweep_dir)
     if not rows:
         raise SystemExit(f"error: no jobs under {sweep_dir} (no */.hydra/config.yaml); is it a sweep directory?")
-    if metric is None:
-        metric = next((m for m in ("test_top1", "test_map50") if any(r[m] is not None for r in rows)), "test_top1")
-    declarations = load_declarations(comparisons) if comparisons else default_declarations(rows, baseline)
-    if margin is not None:
-        declarations = replace(declarations, margins={**declarations.margins, metric: margin})
-    cells = cell_table(rows, metric, baseline)
-    judged = evaluate(rows, declarations, [metric])
-    notes = warnings_for(rows, metric, baseline)
-    out = {"md": sweep_dir / "report.md", "csv": sweep_dir / "report.csv", "cells": sweep_dir / "cells.csv",
-           "png": sweep_dir / "report.png"}  # fmt: skip
-    source = f"margin ±{declarations.margin(metric):g}; {declarations.source}"
-    write_atomic(out["md"], to_markdown(rows, cells, judged, metric, notes, source))
+    # one section per task the sweep ran (each on its own headline metric), or the one task --metric belongs to
+    tasks = [task for task in TASK_METRICS if any(r["task"] == task for r in rows)] or ["classification"]
+    if metric is not None:
+        tasks = [next(task for task, columns in TASK_METRICS.items() if metric in columns)]
+    out = {"md": sweep_dir / "report.md", "csv": sweep_dir / "report.csv", "cells": sweep_dir / "cells.csv"}
+    markdown, judged_all, cells_all = [], [], []
+    for task in tasks:
+        task_rows = [r for r in rows if r["task"] == task] or rows
+        task_metric = metric or HEADLINE[task]
+        declarations = load_declarations(comparisons) if comparisons else default_declarations(task_rows, baseline)
+        if margin is not None:
+            declarations = replace(declarations, margins={**declarations.margins, task_metric: margin})
+        cells = cell_table(task_rows, task_metric, baseline)
+        judged = evaluate(task_rows, declarations, [task_metric])
+        notes = warnings_for(task_rows, task_metric, baseline)
+        left_out = Counter(r["task"] for r in rows if r["task"] != task) if metric is not None else {}
+        notes += [f"{n} {other} job(s) left out: {metric} is a {task} metric; without --metric the report has a "
+                  f"section per task" for other, n in sorted(left_out.items())]  # fmt: skip
+        source = f"margin ±{declarations.margin(task_metric):g}; {declarations.source}"
+        section = to_markdown(task_rows, cells, judged, task_metric, notes, source)
+        markdown.append(section if len(tasks) == 1 else f"# {task}\n\n{section}")
+        judged_all.append(judged)
+        cells_all.append(cells)
+        if not cells.empty:
+            png = sweep_dir / ("report.png" if len(tasks) == 1 else f"report-{task}.png")
+            failed = cell_values(task_rows, task_metric, statuses=FAILED_TO_TRAIN)
+            figures.plot_cells(cells, cell_values(task_rows, task_metric), failed, task_metric, png)
+            out["png" if len(tasks) == 1 else f"png_{task}"] = png
+    judged, cells = (pd.concat(frames, ignore_index=True) for frames in (judged_all, cells_all))
+    write_atomic(out["md"], "\n".join(markdown))
     write_atomic(out["csv"], tables.frame_csv(judged))
     write_atomic(out["cells"], tables.frame_csv(cells))
-    if cells.empty:
-        out.pop("png")
-    else:
-        failed = cell_values(rows, metric, statuses=FAILED_TO_TRAIN)
-        figures.plot_cells(cells, cell_values(rows, metric), failed, metric, out["png"])
+    first_metric = metric or HEADLINE[tasks[0]]
+    out["dashboard"] = write_dashboard(sweep_dir, rows, judged, first_metric, f"Sweep {sweep_dir.name}")
     return out
 
 
@@ -115,7 +136,10 @@ def main(argv: list[str] | None = None) -> None:
                         "the paper's claimed effect for the metric, e.g. 0.1 top-1, 0.5 mAP50)")  # fmt: skip
     parser.add_argument("--comparisons", type=Path, help="a declaration file of families and margins (YAML)")
     args = parser.parse_args(argv)
-    paths = write_report(args.sweep_dir, args.metric, args.baseline, args.margin, args.comparisons)
+    try:
+        paths = write_report(args.sweep_dir, args.metric, args.baseline, args.margin, args.comparisons)
+    except LGAError as err:  # a damaged record or declaration file: its message names it
+        raise SystemExit(f"error: {err}") from None
     sys.stdout.write(paths["md"].read_text())
     print("\n" + "\n".join(f"{kind}: {path}" for kind, path in paths.items()))
 

@@ -70,6 +70,13 @@ def _test_images(tested: float | None, total: int | None) -> str | None:
     return f"{int(tested)}" if total is None or int(tested) >= total else f"{int(tested)} of {total}"
 
 
+def _tuned(tuned: dict[str, Any] | None) -> str:
+    """Which search's hyperparameters a job used (``tuned=DIR``), marked when it was made in another setting."""
+    if not tuned:
+        return ""
+    return str(tuned.get("from", "?")) + (" (other setting)" if tuned.get("other_setting") else "")
+
+
 def result_row(record: RunRecord, job: str) -> dict[str, Any]:
     """One job's record as a flat row: axes, metrics (percent), test coverage, cost, throughput, status."""
     metrics, throughput = record.metrics, record.throughput or {}
@@ -80,6 +87,7 @@ def result_row(record: RunRecord, job: str) -> dict[str, Any]:
         "attention": record.attention,
         "seed": record.seed,
         "variant": record.variant,
+        "tuned": _tuned(record.tuned),
         "task": record.task,
         **{column: _percent(metrics.get(key)) for cols in TASK_METRICS.values() for column, key in cols.items()},
         "test_images": _test_images(metrics.get("test/images"), record.test_images_total),
@@ -129,10 +137,12 @@ def sweep_frame(sweep_dir: str | Path):
 
 
 def columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Summary columns: the axes (``variant`` only where jobs differ in it), the metrics of the
-    tasks the sweep ran, then test coverage, cost and status."""
+    """Summary columns: the axes (``variant`` only where jobs differ in it, ``tuned`` where a job used a
+    search's hyperparameters), the metrics of the tasks the sweep ran, then test coverage, cost and status."""
     tasks = {r["task"] for r in rows} or {"classification"}
     axes = ["job", "dataset", "backbone", "attention", "seed"]
     if len({r.get("variant", "") for r in rows}) > 1:
         axes.append("variant")
+    if any(r.get("tuned") for r in rows):  # the hyperparameters came from a search, not the config
+        axes.append("tuned")
     return axes + [c for task, cols in TASK_METRICS.items() if task in tasks for c in cols] + TAIL

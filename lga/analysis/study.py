@@ -12,6 +12,8 @@ For each study directory ``<root>/<study>/`` that holds ``jobs/*/result.json`` (
 - ``<root>/<study>.md``: the comparisons declared in ``conf/comparisons/<study>.yaml`` (every cell
   against ``none`` without one), each judged by :mod:`lga.analysis.stats` within its family;
 - ``<root>/figures/<study>_*.png``: cells, comparisons, cost, convergence and learned weights.
+- ``<root>/<study>/dashboard.html``: all of it in one interactive page that works offline
+  (:mod:`lga.analysis.dashboard`).
 
 Everything comes from the records and the declarations, nothing is typed by hand, and rerunning
 rewrites the same bytes.
@@ -24,11 +26,12 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..utils import REPO_ROOT, csv_text, write_atomic
+from ..utils import REPO_ROOT, LGAError, csv_text, write_atomic
 from . import figures, tables
 from .cells import BASELINE, FAILED_TO_TRAIN, cell_table, cell_values, labelled
 from .comparisons import Declarations, declarations_for, declarations_markdown, evaluate
 from .convergence import convergence_section
+from .dashboard import write_dashboard
 from .identity import is_identity_override
 from .paper import METRIC_NAMES, METRICS
 from .results import columns as summary_columns
@@ -106,9 +109,14 @@ def metric_section(name: str, rows, comparisons, metric: str, figure_dir: Path, 
     figures.plot_cells(cells, cell_values(rows, metric), failed, metric, figure, paper=True)
     lines = [f"## {METRIC_NAMES[metric]}", "", "### Cells", "", tables.cells_markdown(cells, paper=True, cost=True),
              "", f"`paper`: {notes}." if notes else "", "", f"![{metric}](figures/{figure.name})", ""]  # fmt: skip
-    if headline:
-        figures.plot_cost(cells, metric, figure_dir / f"{name}_cost.png")
+    # a record without a parameter or FLOP count (an older or damaged one) has no place on the cost figure
+    costed = cells[cells.params_M.notna() & cells.gflops.notna()] if headline and not cells.empty else cells
+    if headline and not costed.empty:
+        figures.plot_cost(costed, metric, figure_dir / f"{name}_cost.png")
         lines += [f"![cost](figures/{name}_cost.png)", ""]
+    if headline and len(costed) < len(cells):
+        uncosted = ", ".join(f"{r.dataset} {r.cell}" for r in cells[~cells.index.isin(costed.index)].itertuples())
+        lines += [f"Not on the cost figure (their records have no parameter or FLOP count): {uncosted}.", ""]
     if ours.empty:
         return lines
     forest = figure_dir / f"{name}_{metric}_comparisons.png"
@@ -172,6 +180,7 @@ def write_study_report(
         lines += [f"![weights](figures/{name}_weights.png)", ""]
     lines += tables.failures_markdown(rows, metrics[0])
     write_atomic(out["md"], "\n".join(lines).rstrip("\n") + "\n")
+    out["dashboard"] = write_dashboard(study_dir, rows, comparisons, metrics[0], f"Study: {name}")
     return out
 
 
@@ -229,12 +238,15 @@ def main(argv: list[str] | None = None) -> None:
     dirs = [args.root / s for s in args.study] if args.study else studies(args.root)
     if not dirs:
         raise SystemExit(f"error: no study under {args.root} (no <study>/jobs/); run `make study` first")
-    for study_dir in dirs:
-        for kind, path in write_study_report(study_dir, args.root).items():
-            print(f"{kind}: {path}")
-    if args.readme is not None:
-        update_readme(args.readme, args.root)
-        print(f"readme: {args.readme}")
+    try:
+        for study_dir in dirs:
+            for kind, path in write_study_report(study_dir, args.root).items():
+                print(f"{kind}: {path}")
+        if args.readme is not None:
+            update_readme(args.readme, args.root)
+            print(f"readme: {args.readme}")
+    except LGAError as err:  # a damaged record or declaration file: its message names it
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

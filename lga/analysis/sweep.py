@@ -13,7 +13,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ..utils import csv_text, markdown_table, write_atomic
-from .results import columns, sweep_rows
+from .results import columns, job_dirs, sweep_rows
+from .wandb_compare import log_summary_run
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,12 @@ def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def ensure_writable(directory: str | Path, option: str) -> None:
+def ensure_writable(
+    directory: str | Path,
+    option: str,
+    what: str = "the output directory",
+    alternative: str = "paths.log_dir (LGA_LOG_DIR)",
+) -> None:
     """Create ``directory`` and check a file can be written in it, or exit with a message
     that names it and the option that sets it (before Hydra's own logging would fail on it)."""
     directory = Path(directory)
@@ -47,28 +53,58 @@ def ensure_writable(directory: str | Path, option: str) -> None:
             pass
     except OSError as err:
         raise SystemExit(
-            f"error: cannot write the output directory {directory} ({err.strerror or err}); "
-            f"set {option}=... or paths.log_dir (LGA_LOG_DIR) to a writable place"
+            f"error: cannot write {what} {directory} ({err.strerror or err}); "
+            f"set {option}=... or {alternative} to a writable place"
         ) from None
 
 
+def preflight(config: DictConfig) -> None:
+    """What would otherwise fail only after every job trained: a study directory that cannot be written,
+    an objective the task's model does not log (or a test metric)."""
+    if config.get("study_dir"):
+        ensure_writable(config.study_dir, "study_dir", "the study directory", "LGA_STUDY_DIR")
+    if config.get("objective"):
+        from ..tuning import check_objective
+        from ..utils import LGAError
+
+        try:
+            check_objective(config.objective, config.hydra.runtime.choices.get("model"))
+        except LGAError as err:
+            raise SystemExit(f"error: {err}") from None
+
+
 class CheckOutputDir(Callback):
-    """Hydra callback: fail with a clear message when the run or sweep directory is not writable."""
+    """Hydra callback: before anything runs, fail with a clear message when the run, sweep or study
+    directory is not writable or the objective is not a validation metric the model logs."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         ensure_writable(config.hydra.run.dir, "hydra.run.dir")
+        preflight(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         ensure_writable(config.hydra.sweep.dir, "hydra.sweep.dir")
+        preflight(config)
 
 
 class SweepSummary(Callback):
-    """Hydra callback: summarise the sweep when it ends; exit non-zero if any job failed."""
+    """Hydra callback: summarise the sweep when it ends (once the jobs other processes are running in
+    its directory have ended); exit non-zero if any job failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from ..claims import wait_for_other_writers
+
         sweep_dir = Path(config.hydra.sweep.dir)
+        wait_for_other_writers(job_dirs(sweep_dir))
         rows = write_summary(sweep_dir)
         log.info("sweep summary (%s):\n%s", sweep_dir / "summary.md", to_markdown(rows))
-        bad = [r for r in rows if r["status"] != "ok"]
+        log_summary_run(sweep_dir, config.logger)  # W&B only: the sweep's summary run in its group
+        # a job that ran to its end but diverged or did not learn is a result (the reports count it as a
+        # failure of its cell); the sweep fails only for jobs that did not run to their end
+        unlearned = [r for r in rows if r["status"] in ("diverged", "not_learned")]
+        if unlearned:
+            log.warning(
+                "%d of %d jobs diverged or did not learn; see %s", len(unlearned), len(rows), sweep_dir / "summary.md"
+            )
+        bad = [r for r in rows if r["status"] not in ("ok", "diverged", "not_learned")]
         if bad:
             sys.exit(f"{len(bad)} of {len(rows)} jobs did not finish; see {sweep_dir / 'summary.md'}")

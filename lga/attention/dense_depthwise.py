@@ -11,9 +11,9 @@ one matmul and a scatter of its ``n x n`` result onto the taps.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
+
+from .tensor_cache import tensor_cache
 
 
 def dense_is_cheaper(height: int, width: int, kernel_size: int) -> bool:
@@ -21,7 +21,7 @@ def dense_is_cheaper(height: int, width: int, kernel_size: int) -> bool:
     return height * width < kernel_size**2
 
 
-@lru_cache(maxsize=64)
+@tensor_cache(maxsize=64)
 def tap_index(height: int, width: int, kernel_size: int, device: torch.device) -> torch.Tensor:
     """(n, n) index of the kernel tap linking output pixel p to input pixel q; k*k where none."""
     r = kernel_size // 2

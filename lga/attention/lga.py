@@ -44,8 +44,6 @@ oneDNN's depthwise weight gradient; ``python -m lga.tools.bench`` measures.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -53,6 +51,8 @@ from torch import nn
 from .dense_depthwise import DenseDepthwise, dense_is_cheaper
 from .lga_base import LocalGlobalAttentionBase
 from .registry import register_attention, register_attention_preset
+from .resize import resize_nearest
+from .tensor_cache import tensor_cache
 
 
 def qkv_source_groups(num_heads: int) -> tuple[tuple[int, ...], ...]:
@@ -70,7 +70,7 @@ def _span(groups: tuple[int, ...]) -> tuple[int, int]:
     return groups[0], groups[-1] - groups[0] + 1
 
 
-@lru_cache(maxsize=None)
+@tensor_cache()
 def _block_index(groups: tuple[int, ...], head_dim: int, device: torch.device) -> torch.Tensor:
     """(H, d+1): for each head, its rows of a run of groups' Gram matrix, then the row of ones (last)."""
     first, count = _span(groups)
@@ -78,7 +78,7 @@ def _block_index(groups: tuple[int, ...], head_dim: int, device: torch.device) -
     return torch.tensor(index, device=device)
 
 
-@lru_cache(maxsize=None)
+@tensor_cache()
 def _group_onehot(groups: tuple[int, ...], device: torch.device) -> torch.Tensor:
     """(H, G): 1 where head h reads group g of the run."""
     first, count = _span(groups)
@@ -159,7 +159,7 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         for i, view in enumerate(self.multi_scale):
             v = view(x)
             if v.shape[-2:] != size:
-                v = F.interpolate(v, size=size, mode="nearest")
+                v = resize_nearest(v, size)
             y = y + weights[:, i + 1 : i + 2] * v
         return y
 
@@ -172,7 +172,7 @@ class LocalGlobalAttention(LocalGlobalAttentionBase):
         if self.pos_embed is not None:
             pos = self.pos_embed
             if pos.shape[-2:] != (h, w):
-                pos = F.interpolate(pos, size=(h, w), mode="nearest")
+                pos = resize_nearest(pos, (h, w))
             y = y + pos
 
         def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) channels_last -> (B, H*W, C) view

@@ -10,11 +10,11 @@ their own (see :mod:`lga.attention.lga_base`).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .lga_base import LocalGlobalAttentionBase
 from .registry import register_attention
+from .resize import resize_nearest
 
 
 def channel_attention(
@@ -54,7 +54,7 @@ class LocalGlobalAttentionReference(LocalGlobalAttentionBase):
         size = x.shape[-2:]
 
         # 1-2. multi-scale views, weighted per pixel by a softmax over scales
-        maps = [x] + [F.interpolate(view(x), size=size, mode="nearest") + x for view in self.multi_scale]
+        maps = [x] + [resize_nearest(view(x), size) + x for view in self.multi_scale]
         if self.scale_weight is not None:
             weights = torch.softmax(self.scale_weight(x), dim=1)
             y = sum(weights[:, i : i + 1] * m for i, m in enumerate(maps))
@@ -63,7 +63,7 @@ class LocalGlobalAttentionReference(LocalGlobalAttentionBase):
 
         # 3. positional table, resized to the map
         if self.pos_embed is not None:
-            y = y + F.interpolate(self.pos_embed, size=size, mode="nearest")
+            y = y + resize_nearest(self.pos_embed, size)
 
         # 4-6. local and global channel attention, each adding the raw input back
         alphas = self.fusion_weights()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Dict, Tuple, Type
 
+import torch
 from torch import nn
 
 # name -> (class, options fixed by that name)
@@ -65,8 +66,12 @@ def attention_options(name: str) -> Dict[str, inspect.Parameter]:
     return {k: p for k, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY and k not in fixed}
 
 
-def create_attention(name: str, channels: int, **options) -> nn.Module:
-    """Build attention block ``name`` for a ``channels``-channel feature map."""
+def create_attention(
+    name: str, channels: int, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None, **options
+) -> nn.Module:
+    """Build attention block ``name`` for a ``channels``-channel feature map, on ``device`` in ``dtype``
+    (default: torch's). Those are the factory arguments torch's layers take and timm passes to an
+    ``attn_layer``, so ``functools.partial(create_attention, "lga")`` is one (tests/test_interop.py)."""
     valid = attention_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
@@ -74,4 +79,5 @@ def create_attention(name: str, channels: int, **options) -> nn.Module:
             f"attention {name!r} has no option(s) {', '.join(unknown)}; valid options: {', '.join(valid) or '(none)'}"
         )
     cls, fixed = _lookup(name)
-    return cls(channels, **fixed, **options)
+    block = cls(channels, **fixed, **options)
+    return block if device is None and dtype is None else block.to(device=device, dtype=dtype)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import difflib
 from collections import OrderedDict
 from typing import Any, Optional, Sequence
+from urllib.parse import urlparse
 
 import timm
 import torch
-from timm.models._features import FeatureDictNet, FeatureGetterNet
+from timm.models._features import FeatureDictNet, FeatureGetterNet, FeatureHookNet
 from torch import nn
 
+from ..utils import reachable
 from .base import AttentionFactory, Backbone
 from .registry import register_backbone
 
@@ -44,12 +46,14 @@ class TimmBackbone(Backbone):
         model_name: any timm name (``efficientnet_b0``, ``cspresnet50``, ``convnext_atto``, ...).
         pretrained: load timm's weights (needs the network or a local Hugging Face cache).
         out_indices: the feature levels to use (default: all the model has).
-        model_options: more keyword arguments for ``timm.create_model`` (``drop_path_rate``, ...).
+        model_options: more keyword arguments for ``timm.create_model`` (``drop_path_rate``, ...); on the
+            command line ``'+backbone.model_options={drop_rate: 0.1}'`` or ``+backbone.model_options.drop_rate=0.1``.
         stem_stride: 2, timm's own stem (an option so that presets which set it, like
             ``task=detection``, apply to every backbone); 1 is an error.
         in_chans, attention, placement, num_outputs: see :class:`Backbone`; ``placement``
             indexes the levels used. Models whose maps are reshaped token sequences (ViTs,
-            MLP-Mixers) take ``placement=last`` only: the block then acts on the final map.
+            MLP-Mixers) or read by hooks inside their blocks (pit, xception, nasnet, pnasnet) take
+            ``placement=last`` only: the block then acts on the final map.
     Shape: (B, in_chans, H, W) -> OrderedDict of (B, C_i, H / s_i, W / s_i).
     """
 
@@ -59,7 +63,7 @@ class TimmBackbone(Backbone):
         model_name: str,
         pretrained: bool = False,
         out_indices: Optional[Sequence[int]] = None,
-        model_options: Optional[dict[str, Any]] = None,
+        model_options: Optional[dict[str, Any]] = {},  # {} not None: backbone.model_options.drop_rate=0.1 can add a key
         stem_stride: int = 2,
         in_chans: int = 3,
         attention: Optional[AttentionFactory] = None,
@@ -76,13 +80,21 @@ class TimmBackbone(Backbone):
         self.body = _create_features(model_name, pretrained, in_chans, out_indices, model_options or {})
         info = self.body.feature_info
         self.stage_channels, self.stage_strides = list(info.channels()), list(info.reduction())
-        # token models build their maps after the last block: a block can only follow the whole network
-        self.after_network = isinstance(self.body, FeatureGetterNet)
+        # token models build their maps after the last block, and hook models (pit, xception, nasnet, ...)
+        # read theirs inside blocks, not where a stage ends: a block can only follow the whole network
+        self.after_network = isinstance(self.body, (FeatureGetterNet, FeatureHookNet))
         slots = self._build_attention()
         if self.after_network and slots and slots != [len(self.stage_channels) - 1]:
+            why = (
+                "its feature maps are reshaped token sequences"
+                if isinstance(self.body, FeatureGetterNet)
+                else "timm reads its feature maps with hooks inside its blocks (part of a block's branches), "
+                "not where a stage ends"
+            )
             raise ValueError(
-                f"{model_name}'s feature maps are reshaped token sequences, so an attention block cannot sit "
-                f"between its stages; use placement=last"
+                f"placement={placement!r} on {model_name}: {why}, so an attention block cannot sit between its "
+                "stages; use placement=last (the block then acts on the final map), or a family whose stages end "
+                f"at their feature maps ({', '.join(STAGE_FAMILIES)}, ...)"
             )
         if not self.after_network:
             for i in slots:
@@ -93,6 +105,47 @@ class TimmBackbone(Backbone):
         if self.after_network:
             maps = [self.attention[str(i)](m) if str(i) in self.attention else m for i, m in enumerate(maps)]
         return OrderedDict((str(i), m) for i, m in enumerate(maps[-self.num_outputs :]))
+
+
+# timm families whose feature levels are stage outputs: a block can follow any level (tests/test_timm.py)
+STAGE_FAMILIES = ("resnet", "efficientnet", "convnext", "cspnet", "mobilenetv3", "regnet")
+
+
+def _weights_help(name: str) -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return (
+        f'put them in the Hugging Face cache ({HF_HUB_CACHE}: on a machine online, python -c "import timm; '
+        f"timm.create_model('{name}', pretrained=True)\" downloads them there, then copy that folder), or name a "
+        "file: backbone.model_options.pretrained_cfg_overlay.file=/path/to/weights.safetensors; or set "
+        "backbone.pretrained=false (random initialisation)"
+    )
+
+
+def _check_weights_reachable(name: str, options: dict[str, Any]) -> None:
+    """With ``pretrained``: the weights are cached, given as a file, or their server answers within
+    3 s; else a clear error now, not after huggingface_hub's retries (about a minute offline)."""
+    from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.constants import ENDPOINT
+    from timm.models import get_pretrained_cfg
+
+    overlay = options.get("pretrained_cfg_overlay") or {}
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or overlay.get("file") or overlay.get("state_dict") or cfg.file:
+        return
+    if cfg.hf_hub_id:
+        files = (cfg.hf_hub_filename,) if cfg.hf_hub_filename else ("model.safetensors", "pytorch_model.bin")
+        if any(isinstance(try_to_load_from_cache(cfg.hf_hub_id, f), str) for f in files):
+            return
+        url = ENDPOINT
+    else:
+        url = cfg.url or ""
+    server = urlparse(url)
+    if server.hostname and not reachable(server.hostname, server.port or (80 if server.scheme == "http" else 443)):
+        raise ValueError(
+            f"backbone.pretrained=true: timm's weights for {name!r} are not cached here and {url} cannot be "
+            f"reached (offline?); {_weights_help(name)}"
+        )
 
 
 def _create_features(
@@ -107,8 +160,17 @@ def _create_features(
         )
     if out_indices is not None:
         options = {**options, "out_indices": tuple(out_indices)}
+    if pretrained:
+        _check_weights_reachable(name, options)
     try:
         return timm.create_model(name, features_only=True, pretrained=pretrained, in_chans=in_chans, **options)
+    except OSError as err:  # a download or a weights file that failed (requests' and huggingface_hub's errors too)
+        if not pretrained:
+            raise
+        raise ValueError(
+            f"backbone.pretrained=true: cannot load timm's weights for {name!r} ({type(err).__name__}: {err}); "
+            f"{_weights_help(name)}"
+        ) from None
     except (RuntimeError, TypeError, AssertionError, ValueError) as err:
         raise ValueError(
             f"timm cannot build {name!r} with features_only=True ({type(err).__name__}: {err}); pick a model with "

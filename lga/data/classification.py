@@ -12,9 +12,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from ..utils import reachable
-from .idx import DatasetFileError, read_idx
+from .idx import DatasetFileError, check_finite, check_labels, read_idx
 
 RESIZE_MODES = ("pad", "resize")
+# training-time augmentation (dataset.augment): none, or pad-and-crop plus a horizontal flip (pad_crop_flip)
+AUGMENTATIONS = ("none", "pad_crop_flip")
 
 
 def _online(url: str) -> bool:
@@ -91,6 +93,7 @@ class IDXClassificationDataModule(L.LightningDataModule):
         num_classes: int = 10,
         image_size: int = 32,
         resize_mode: str = "pad",
+        augment: str = "none",
         val_size: float = 0.1,
         split_seed: int = 0,
         batch_size: int = 128,
@@ -105,9 +108,12 @@ class IDXClassificationDataModule(L.LightningDataModule):
         super().__init__()
         if resize_mode not in RESIZE_MODES:
             raise ValueError(f"resize_mode must be one of {', '.join(RESIZE_MODES)}, got {resize_mode!r}")
+        if augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
         self.name, self.search_dirs = name, [Path(d) for d in search_dirs]
         self.train_files, self.test_files = list(train_files), list(test_files)
         self.num_classes, self.image_size, self.resize_mode = num_classes, image_size, resize_mode
+        self.augment = augment
         self.val_size, self.split_seed = val_size, split_seed
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.mean, self.std = mean, std
@@ -171,6 +177,9 @@ class IDXClassificationDataModule(L.LightningDataModule):
                     f"{files[label_file]} labels {tuple(y.shape)}; they must hold one label per image: "
                     "replace the file that is wrong"
                 )
+            # both splits checked now: a bad test label would otherwise surface only after training
+            check_finite(x, files[image_file])
+            check_labels(y, self.num_classes, files[label_file])
         n_val = round(self.val_size * len(images)) if self.val_size < 1 else int(self.val_size)
         if not 0 < n_val < len(images):
             raise ValueError(
@@ -209,4 +218,23 @@ class IDXClassificationDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
-        return self.preprocess(images), labels
+        x = self.preprocess(images)
+        if self.augment == "pad_crop_flip" and self.trainer is not None and self.trainer.training:
+            x = pad_crop_flip(x, pad_value=(0.0 - self.mean) / self.std)
+        return x, labels
+
+
+def pad_crop_flip(x: torch.Tensor, pad_value: float, pad: int = 4) -> torch.Tensor:
+    """The usual (Fashion-)MNIST / CIFAR training augmentation, per image: pad by ``pad`` pixels of the
+    background, crop back at a random offset, mirror left-right with probability 1/2. Draws from torch's
+    global generator on ``x``'s device, which lga reseeds from (seed, step) every epoch: resumable."""
+    b, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), value=pad_value)
+    offsets = torch.randint(0, 2 * pad + 1, (2, b), device=x.device)
+    flips = torch.rand(b, device=x.device) < 0.5
+    rows = (offsets[0][:, None] + torch.arange(h, device=x.device)[None, :])[:, None, :, None]
+    cols = offsets[1][:, None] + torch.arange(w, device=x.device)[None, :]
+    cols = torch.where(flips[:, None], cols.flip(1), cols)[:, None, None, :]
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return padded[batch, channels, rows, cols]

@@ -8,6 +8,7 @@ size); the detector resizes and normalises them.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ class AnnotatedImage:
 def check_box(box: Sequence[float], width: int, height: int, where: str, tolerance: float = 1.0) -> list[float]:
     """A box inside its image (within ``tolerance`` pixels, then clipped), with positive size."""
     x0, y0, x1, y1 = box
+    if not all(math.isfinite(v) for v in box):  # NaN compares false with every bound below
+        raise AnnotationError(f"{where}: box {list(box)} has a NaN or infinite coordinate")
     if x1 <= x0 or y1 <= y0:
         raise AnnotationError(f"{where}: empty box {[x0, y0, x1, y1]} (x1 <= x0 or y1 <= y0)")
     if x0 < -tolerance or y0 < -tolerance or x1 > width + tolerance or y1 > height + tolerance:

@@ -49,6 +49,33 @@ def read_idx(path: str | Path) -> torch.Tensor:
     return torch.from_numpy(array.astype(dtype.newbyteorder("="), copy=True))
 
 
+def check_labels(labels: torch.Tensor, num_classes: int, path: str | Path) -> None:
+    """Every label in 0 .. num_classes - 1, or :class:`DatasetFileError` naming the file, the first bad
+    label and its index (found at load, not as an IndexError deep inside the loss)."""
+    bad = ((labels < 0) | (labels >= num_classes)).nonzero().flatten()
+    if len(bad):
+        first = int(bad[0])
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise DatasetFileError(
+            f"{path}: label {int(labels[first])} at index {first}{more} is outside 0..{num_classes - 1} "
+            f"(dataset.num_classes={num_classes}); replace the file, or set dataset.num_classes to the labels it holds"
+        )
+
+
+def check_finite(images: torch.Tensor, path: str | Path) -> None:
+    """No NaN or infinite pixel (only float files can hold one), or :class:`DatasetFileError` naming the file:
+    such an input would otherwise end the run as ``diverged``, as if the learning rate were to blame."""
+    if not images.is_floating_point():
+        return
+    bad = ~torch.isfinite(images).reshape(len(images), -1).all(1)
+    if bad.any():
+        first = int(bad.nonzero()[0])
+        raise DatasetFileError(
+            f"{path}: image {first} holds NaN or infinite pixels ({int(bad.sum())} image(s) in all); "
+            "replace the file with a clean copy"
+        )
+
+
 def write_idx(path: str | Path, tensor: torch.Tensor) -> None:
     """Write a uint8 tensor as an IDX file (gzipped when ``path`` ends in ``.gz``)."""
     array = tensor.numpy().astype(np.uint8)

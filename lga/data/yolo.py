@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ def read_labels(
             cls, values = int(fields[0]), [float(v) for v in fields[1:]]
         except ValueError:
             raise AnnotationError(f"{label_file}:{lineno}: expected numbers, got {line.strip()!r}") from None
+        if not all(math.isfinite(v) for v in values):  # NaN compares false with every bound below
+            raise AnnotationError(f"{label_file}:{lineno}: NaN or infinite coordinate in {line.strip()!r}")
         if len(values) == 4:  # x_center y_center width height
             cx, cy, w, h = values
             x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
