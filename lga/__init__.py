@@ -1,3 +1,3 @@
 """lga: Local-Global Attention and baseline attention blocks for CNNs, with fair comparisons."""
 
-from . import runtime  # noqa: F401  (sets OMP_WAIT_POLICY before anything loads torch)
+from . import runtime  # noqa: F401  (sets OpenMP's wait policy before anything loads torch)

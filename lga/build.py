@@ -99,7 +99,8 @@ def set_threads(cfg: DictConfig) -> None:
     launcher = OmegaConf.to_container(HydraConfig.get().launcher, resolve=True)
     threads, why = choose_threads(cfg.runtime.threads, launcher)
     torch.set_num_threads(threads)
-    log.info("%d intra-op threads (%s); OMP_WAIT_POLICY=%s", threads, why, os.environ.get("OMP_WAIT_POLICY"))
+    policy = {key: os.environ[key] for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if key in os.environ}
+    log.info("%d intra-op threads (%s); %s", threads, why, " ".join(f"{k}={v}" for k, v in policy.items()))
 
 
 def sweep_identity(cfg: DictConfig) -> tuple[str, str]:

@@ -44,6 +44,10 @@ class FileLock:
                 os.close(fd)
                 if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
                     return False
+                if err.errno in (errno.ENOLCK, errno.ENOSYS, errno.EOPNOTSUPP):  # a file system without locks
+                    log.warning("%s: this file system has no file locks (%s); running without one writer "
+                                "per job: do not run one job from two processes", self.path, err.strerror)  # fmt: skip
+                    return True
                 raise
             # the previous holder removes the file as it releases: a lock on that removed file guards nothing
             try:

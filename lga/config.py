@@ -190,6 +190,9 @@ _ABSENT = object()
 
 if not OmegaConf.has_resolver("lga.root"):
     OmegaConf.register_new_resolver("lga.root", lambda: str(REPO_ROOT))
+if not OmegaConf.has_resolver("lga.class_name"):
+    # attention=external: the block's default name, the last part of its import path
+    OmegaConf.register_new_resolver("lga.class_name", lambda target: str(target).rsplit(".", 1)[-1])
 if not OmegaConf.has_resolver("lga.job_subdir"):
     # a sweep job's directory from its identity overrides (conf/experiment/study_*.yaml, hparams_search)
     OmegaConf.register_new_resolver("lga.job_subdir", job_subdir)

@@ -80,7 +80,9 @@ _in_job = False
 
 def _on_stop_signal(signum: int, frame: Any) -> None:
     global _stop_signal
-    _stop_signal = _stop_signal or signum
+    if _stop_signal is not None:  # a second signal (the terminal's and the forwarded Ctrl-C): in hand
+        return
+    _stop_signal = signum
     if _in_job:  # inside a job, before lga.train.run takes the signals over (or after it gave them back)
         raise Interrupted(signum)
 
@@ -161,6 +163,12 @@ class ParallelJobs:
                         future.cancel()  # not started yet (those already queued to a worker return _Stopped)
         if stop.signum is not None:
             executor.shutdown(wait=True)  # every worker has returned: none outlives the sweep
+            # every job ends with a record: those the stop kept from starting too
+            name = signal.Signals(stop.signum).name
+            message = f"not started: the sweep was stopped by {name}; re-run the same command"
+            for idx, overrides in enumerate(job_overrides):
+                record_unless_recorded(self.hydra_context.config_loader, self.config, list(overrides),
+                                       initial_job_idx + idx, "interrupted", message)  # fmt: skip
             _stopped(sweep_dir, stop.signum)
         return [future.result() for future in futures]
 

@@ -14,12 +14,14 @@ from typing import Any, Iterator, Mapping
 
 log = logging.getLogger(__name__)
 
-# OpenMP threads that finish a parallel region spin for the next one by default. On a
-# machine where anything else runs (another job of the sweep, a browser) the spinning
-# threads take the cores the working ones need: a 2-thread training step went from
-# 0.43 s to 1-7 s next to one other PyTorch process. PASSIVE threads sleep instead.
-# A value the user set wins (OMP_WAIT_POLICY=ACTIVE python run.py ...).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that finish a parallel region spin for the next one (libgomp: 300,000 times) before
+# they sleep. On a machine where anything else runs the spinning threads take the cores the working
+# ones need; never spinning (PASSIVE) pays for every wake-up on an idle machine. A short spin keeps
+# most of both (experiments/busy_machine.md: a sweep 12% slower than the best idle, 7% slower than
+# the best single-process policy loaded). A policy the user set wins (OMP_WAIT_POLICY=ACTIVE, ...).
+SPIN_COUNT = "3000"
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -112,10 +114,11 @@ class StopSignals:
         self._previous.clear()
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is None:
-            self.received = signum
+        if self.received is not None:  # a second signal (Ctrl-C reaches a worker twice): the first is in hand
+            return
+        self.received = signum
         if not self._deferring:
-            raise Interrupted(self.received)
+            raise Interrupted(signum)
 
     def check(self) -> None:
         """Raise :class:`Interrupted` if a stop signal has arrived (call at safe points)."""

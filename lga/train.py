@@ -201,7 +201,7 @@ def run(cfg: DictConfig) -> RunRecord:
         if tuned is not None:
             base["tuned"] = tuned
         check_ranges(cfg)
-        check_objective(cfg.objective)
+        check_objective(cfg.objective, axes["task"])
         base["config"] = run_identity(cfg)  # what a study record must match to stand for this job
         recorded = _recorded_result(study_path, base["config"]) if study_path is not None else None
         if recorded is not None:

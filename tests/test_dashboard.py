@@ -202,3 +202,10 @@ def test_dashboard_filters_by_dataset_and_backbone(tmp_path):
         )
         assert {d for d, hidden in rows if not hidden} <= {"fashion"} and any(hidden for _, hidden in rows)
         assert page.errors == [] and page.blocked == []
+
+
+def test_a_name_holding_a_closing_script_tag_stays_data():
+    from lga.analysis.dashboard import _plot
+
+    html = _plot("x", {"data": [{"name": "</script><script>alert(1)</script>"}], "layout": {}})
+    assert html.count("</script>") == 1 and "<\\/script><script>alert(1)<\\/script>" in html

@@ -111,10 +111,31 @@ def test_every_committed_study_record_is_the_job_its_command_composes_today(comp
 def test_a_key_introduced_later_reads_as_its_old_behaviour():
     from lga.analysis.identity import INTRODUCED, with_introduced
 
-    assert INTRODUCED["dataset.augment"] == "none"
+    assert "dataset.augment" in INTRODUCED
     saved = {"dataset": {"name": "fashion"}, "seed": 0}
     now = {"dataset": {"name": "fashion", "augment": "none"}, "seed": 0}
     assert with_introduced(saved, now) == now and saved == {"dataset": {"name": "fashion"}, "seed": 0}
     assert with_introduced(saved, {"dataset": {"name": "tiny_objects"}}) == saved  # a dataset without the key
     augmented = {"dataset": {"name": "fashion", "augment": "pad_crop_flip"}, "seed": 0}
     assert with_introduced(saved, augmented) != augmented  # an augmented run is another run
+
+
+def test_a_users_dataset_file_is_identity_but_neons_install_dir_is_not():
+    """Two YOLO (or VOC, COCO) runs on different datasets are different runs; where make install put
+    NEON's fixed files is not."""
+    for key in ("dataset.data", "dataset.root", "dataset.annotations.train", "dataset.images.val"):
+        assert classify(key) == IDENTITY, key
+    assert job_subdir(["dataset=yolo", "dataset.data=/a/visdrone.yaml"]) != job_subdir(
+        ["dataset=yolo", "dataset.data=/b/dota.yaml"]
+    )
+    assert classify("dataset.files_dir") == LOCATION
+
+
+def test_a_preset_of_a_block_is_its_own_axis_and_an_external_block_takes_its_name(compose_cfg):
+    from lga.analysis.identity import job_axes
+
+    cfg = compose_cfg("attention=lga_released")  # a preset yaml of the lga block class
+    assert job_axes(cfg, {**cfg.hydra.runtime.choices}, [])["attention"] == "lga_released"
+    cfg = compose_cfg("attention=external", "attention.target=torch.nn.Identity")
+    assert cfg.attention.name == "Identity"  # the class, when no name is given
+    assert job_axes(cfg, {**cfg.hydra.runtime.choices}, [])["attention"] == "Identity"

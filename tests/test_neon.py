@@ -71,7 +71,7 @@ def test_a_box_goes_to_the_tile_holding_most_of_it_clipped_or_is_dropped():
     assert tiled.dropped == 2
     # a lower bar is allowed only where it still keeps a box in one tile
     with pytest.raises(ValueError, match=r"min_visible must be in \[0.5, 1\)"):
-        NEONTreesDataModule(name="neon_trees", root="unused", min_visible=0.4, mean=[0.5] * 3, std=[0.2] * 3)
+        NEONTreesDataModule(name="neon_trees", files_dir="unused", min_visible=0.4, mean=[0.5] * 3, std=[0.2] * 3)
 
 
 def test_real_images_tile_with_every_box_once_but_one(neon_root):
@@ -106,7 +106,7 @@ def test_splits_must_be_whole_disjoint_images():
 
 
 def test_datamodule_splits_hold_their_own_images_tiles(neon_root):
-    dm = NEONTreesDataModule(name="neon_trees", root=str(neon_root))
+    dm = NEONTreesDataModule(name="neon_trees", files_dir=str(neon_root))
     dm.setup()
     splits = {"train": dm.data["train"].tiles, "val": dm.data["val"], "test": dm.data["test"]}
     for split, names in DEFAULT_SPLITS.items():
@@ -141,7 +141,7 @@ def test_alive_and_dead_kept_apart_on_request(neon_root):
 
 def test_missing_files_say_how_to_install(tmp_path):
     with pytest.raises(DatasetFileError, match=r"not found; run `make install-neon`.*pip download --no-deps"):
-        NEONTreesDataModule(name="neon_trees", root=str(tmp_path))
+        NEONTreesDataModule(name="neon_trees", files_dir=str(tmp_path))
 
 
 # -- install target -----------------------------------------------------------------------------
@@ -173,12 +173,12 @@ def test_install_skips_when_the_files_are_there(tmp_path):
 def test_config_composes(compose_cfg):
     cfg = compose_cfg("task=detection", "dataset=neon_trees")
     assert cfg.dataset._target_ == "lga.data.NEONTreesDataModule" and cfg.dataset.image_size == 400
-    assert cfg.dataset.root.endswith("neon_trees") and cfg.backbone.stem_stride == 2
+    assert cfg.dataset.files_dir.endswith("neon_trees") and cfg.backbone.stem_stride == 2
 
 
 def test_debug_run_trains_and_records(neon_root, run_lga, tmp_path):
     proc = run_lga(
-        "task=detection", "dataset=neon_trees", f"dataset.root={neon_root}", "trainer=debug", "logger=none",
+        "task=detection", "dataset=neon_trees", f"dataset.files_dir={neon_root}", "trainer=debug", "logger=none",
         f"hydra.run.dir={tmp_path}/run",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -191,7 +191,7 @@ class SharedSearch:
         if done:
             log.info("resuming study %s: %d of %d trials done", impl.study_name, done, impl.n_trials)
         log.info("Study name: %s; storage: %s; sampler: %s", impl.study_name, impl.storage, type(impl.sampler).__name__)
-        while claimed := self._claim(impl.n_jobs):
+        while claimed := self._claim(impl.n_jobs) or self._claim_after_others():
             trials = [trial for trial, _ in claimed]
             overrides = impl._configure_trials(trials, self.space, self.fixed)
             returns = impl.launcher.launch(overrides, initial_job_idx=trials[0].number)
@@ -204,8 +204,13 @@ class SharedSearch:
                           impl.max_failure_rate)  # fmt: skip
                 for ret in returns:
                     ret.return_value  # JobReturn raises the job's own error
-        self._wait_for_others()
         self._write_results()
+
+    def _claim_after_others(self) -> list[tuple[Any, Any]]:
+        """Once the other processes' trials end: the places a killed one left (its RUNNING trial no longer
+        counts), so the search still ends with its ``n_trials``."""
+        self._wait_for_others()
+        return self._claim(self.impl.n_jobs)
 
     def _tell(self, trial: Any, ret: Any) -> Exception | None:
         """Record the trial's value in the study, or its failure (the job raised, or did not finish: None)."""

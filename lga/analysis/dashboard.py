@@ -370,7 +370,10 @@ def _menu(name: str, options: Iterable[str]) -> str:
 
 def _plot(div_id: str, figure: dict[str, Any]) -> str:
     """A figure's div and the call that draws it (plotly.js is inlined once, in the page's head)."""
-    data, layout = (json.dumps(_plain(figure[part]), allow_nan=False) for part in ("data", "layout"))
+    # "</" escaped: a job or comparison name holding "</script>" must not end the script early
+    data, layout = (
+        json.dumps(_plain(figure[part]), allow_nan=False).replace("</", "<\\/") for part in ("data", "layout")
+    )
     return (
         f'<div id="{div_id}" class="panel"></div>\n<script>Plotly.newPlot("{div_id}", {data}, {layout}, '
         f"{json.dumps(PLOT_CONFIG)});</script>"

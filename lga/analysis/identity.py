@@ -47,6 +47,9 @@ KEYS: dict[str, str] = {
     "logger": RUN_ONLY,
     "callbacks": RUN_ONLY,
     "runtime": RUN_ONLY,
+    # compiled kernels sum in another order, and the runs drift apart (experiments/compile_equivalence.md:
+    # not shown equivalent within 0.1 top-1 points): a compiled run is another run
+    "runtime.compile": IDENTITY,
     "verbose": RUN_ONLY,
     "test": RUN_ONLY,  # whether the test split is evaluated after training: the trained model is the same
     "objective": RUN_ONLY,  # what a sweeper reads from the job
@@ -69,10 +72,9 @@ KEYS: dict[str, str] = {
     "dataset.hint": LOCATION,
     "dataset.source.search_dirs": LOCATION,  # datasets built from another (tiny_objects: from MNIST)
     "dataset.source.hint": LOCATION,
-    "dataset.root": LOCATION,  # voc, neon_trees: a directory on this machine
-    "dataset.data": LOCATION,  # yolo: its data.yaml
-    "dataset.annotations": LOCATION,  # coco: annotation files
-    "dataset.images": LOCATION,  # coco: image directories
+    "dataset.files_dir": LOCATION,  # neon_trees: where make install put its files
+    # (dataset.root of voc, dataset.data of yolo, coco's annotations and images stay identity: they name
+    # which dataset a run trained on, so two runs on different ones must never share a record)
 }
 
 # groups whose chosen option is an axis of a sweep (the preset's name: mobilenetv3_paper, not the class)
@@ -88,7 +90,7 @@ class UnclassifiedKey(KeyError):
 
 # identity keys added after runs were recorded, each with the value that does what runs did before the
 # key existed: a saved identity (a checkpoint's, a study record's) that lacks one reads as having it
-INTRODUCED: dict[str, Any] = {"dataset.augment": "none"}
+INTRODUCED: dict[str, Any] = {"dataset.augment": "none", "runtime.compile": False}
 
 
 def with_introduced(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,8 +101,10 @@ def with_introduced(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dic
         *parents, leaf = dotted.split(".")
         here, there = out, current
         for part in parents:
-            here, there = here.get(part), there.get(part)
-            if not isinstance(here, dict) or not isinstance(there, Mapping):
+            if not isinstance(there.get(part), Mapping):
+                break
+            here, there = here.setdefault(part, {}), there[part]  # a group the saved identity had no key of
+            if not isinstance(here, dict):
                 break
         else:
             if leaf in there and leaf not in here:
@@ -187,11 +191,12 @@ def option_name(node: Any) -> str:
 def job_axes(cfg: Any, choices: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """A job's place in its sweep: the option chosen in each axis group (Hydra's runtime choices,
     so two presets of one class stay apart), the seed, and the ``variant`` (:func:`variant`).
-    The attention block is named by its config's ``name`` (a registered block's yaml sets its own;
-    ``attention=external`` runs the user's block, named by ``attention.name`` or its class).
+    A preset yaml of a block is its own axis value (its file name); ``attention=external`` runs the
+    user's block, named by ``attention.name`` or its class.
     Also the class behind the backbone preset and the task (the ``model`` option)."""
     axes: dict[str, Any] = {group: choices.get(group) or option_name(cfg[group]) for group in AXIS_GROUPS}
-    axes["attention"] = option_name(cfg.attention)
+    if axes["attention"] == "external":  # the user's block, by its name (a preset of a block keeps its own)
+        axes["attention"] = option_name(cfg.attention)
     if cfg.backbone.get("model_name"):  # backbone=timm: the model is the axis (timm/efficientnet_b0)
         axes["backbone"] = f"{axes['backbone']}/{cfg.backbone.model_name}"
     axes["seed"] = int(cfg.seed)

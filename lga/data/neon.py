@@ -174,7 +174,7 @@ class NEONTreesDataModule(DetectionDataModule):
     """Tree-crown detection on NEON aerial tiles (see the module's docstring).
 
     Args:
-        root: the folder holding ``<image>.png`` and ``<image>.xml`` (``make install`` fills it).
+        files_dir: the folder holding ``<image>.png`` and ``<image>.xml`` (``make install`` fills it).
         splits: split -> image names (file stems); an image may be in one split only
             (default: train on the large Yellowstone crop, validate on OSBS_029 and SOAP_061,
             test on the other Yellowstone crop).
@@ -195,7 +195,7 @@ class NEONTreesDataModule(DetectionDataModule):
     def __init__(
         self,
         *,
-        root: str,
+        files_dir: str,
         splits: dict[str, list[str]] | None = None,
         image_size: int = 400,
         min_visible: float = 0.5,
@@ -210,7 +210,7 @@ class NEONTreesDataModule(DetectionDataModule):
             raise ValueError(f"neon_trees images are RGB: in_chans must be 3, got {in_chans}")
         if not 0.5 <= min_visible < 1:
             raise ValueError(f"min_visible must be in [0.5, 1) (so a box is in at most one tile), got {min_visible}")
-        self.root = Path(root)
+        self.root = Path(files_dir)
         self.splits = {split: list(names) for split, names in (splits or DEFAULT_SPLITS).items()}
         check_splits(self.splits)
         self.class_names = ["Tree"] if single_class else list(SOURCE_LABELS)

@@ -48,8 +48,8 @@ def export_onnx(model: nn.Module, example: torch.Tensor) -> bytes:
 
 
 def ort_session(model: bytes, threads: int = 1) -> ort.InferenceSession:
-    """A CPU onnxruntime session on ``threads`` intra-op threads, which sleep between runs (as lga sets
-    torch's: OMP_WAIT_POLICY=PASSIVE) so they take no CPU from PyTorch runs interleaved with them."""
+    """A CPU onnxruntime session on ``threads`` intra-op threads, which do not spin between runs, so they
+    take no CPU from the PyTorch runs interleaved with them."""
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
