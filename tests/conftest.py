@@ -38,17 +38,19 @@ def _lga_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def run_lga_in(tmp: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python run.py ARGS`` in a subprocess with logs and data under ``tmp`` (module-scoped fixtures
+    call it with their own directory)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=ROOT, env=_lga_env(tmp), capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def run_lga(tmp_path):
     """Run ``python run.py ARGS`` in a subprocess with logs and data under tmp_path."""
-
-    def _run(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, str(ROOT / "run.py"), *args],
-            cwd=ROOT, env=_lga_env(tmp_path), capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
-
-    return _run
+    return lambda *args, timeout=600: run_lga_in(tmp_path, *args, timeout=timeout)
 
 
 @pytest.fixture

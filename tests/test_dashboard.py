@@ -15,7 +15,7 @@ import pytest
 
 from lga.analysis.record import RunRecord, write_record
 from lga.analysis.report import write_report
-from tests.conftest import ROOT, _lga_env
+from tests.conftest import ROOT, run_lga_in
 
 PANELS = {
     "cells": "each cell's seeds, mean ± 95% CI",
@@ -33,10 +33,7 @@ def real_sweep(tmp_path_factory):
     sweep = tmp / "sweep"
     args = ["-m", "attention=none,se,lga", "seed=0,1", "trainer=debug", "trainer.max_epochs=2", "logger=none",
             f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT, env=_lga_env(tmp), capture_output=True, text=True,
-        timeout=900,
-    )  # fmt: skip
+    run = run_lga_in(tmp, *args, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     report = subprocess.run([sys.executable, "-m", "lga.report", str(sweep)], cwd=ROOT, capture_output=True, text=True)
     assert report.returncode == 0, report.stderr[-3000:]

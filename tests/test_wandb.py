@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from lga.analysis.wandb_compare import SUMMARY_JOB_TYPE, optuna_parameters, workspace, workspace_spec
-from tests.conftest import ROOT, _lga_env
+from tests.conftest import ROOT, _lga_env, run_lga_in
 
 
 def inspect(run_dir, summary: bool = False):
@@ -34,10 +34,7 @@ def wandb_sweep(tmp_path_factory):
     sweep = tmp / "sweep"
     args = ["-m", "attention=none,lga", "trainer=debug", "trainer.max_epochs=2", "logger=wandb",
             f"hydra.sweep.dir={sweep}"]  # fmt: skip
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *args], cwd=ROOT, env=_lga_env(tmp), capture_output=True, text=True,
-        timeout=900,
-    )  # fmt: skip
+    proc = run_lga_in(tmp, *args, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sweep
 

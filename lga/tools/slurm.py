@@ -6,7 +6,7 @@
 
 Needs root and Debian's packages (slurmctld, slurmd, slurm-client, munge). It writes
 ``/etc/slurm/slurm.conf`` (refusing to touch one it did not write), keeps state, logs
-and pid files under ``/tmp/lga-slurm``, and installs a small ``sacct`` in
+and pid files under ``<temp dir>/lga-slurm``, and installs a small ``sacct`` in
 ``/usr/local/bin``: this cluster has no accounting database, and submitit asks sacct
 for job states, so without it a killed job would leave the launcher waiting forever.
 The ``sacct`` there answers submitit's query from ``scontrol show job``.
@@ -19,10 +19,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-STATE_DIR = Path("/tmp/lga-slurm")
+STATE_DIR = Path(tempfile.gettempdir()) / "lga-slurm"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 SACCT_SHIM = Path("/usr/local/bin/sacct")
 MARKER = "# written by lga.tools.slurm"
