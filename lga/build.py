@@ -1,5 +1,6 @@
 """From a composed config to the objects of a run: the datamodule, the model, callbacks,
-loggers and the Lightning Trainer, each by ``hydra.utils.instantiate`` of its config group."""
+loggers and the Lightning Trainer, each by ``hydra.utils.instantiate`` of its config group
+(whose options are the registered constructors of :mod:`lga.registry`)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,12 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from omegaconf import DictConfig, OmegaConf
 
-from .analysis.identity import run_identity, run_name
-from .loggers import build_loggers
+from .analysis.identity import run_identity, run_name, without_introduced
+from .loggers import RunLogging
 from .models import TaskModule
 from .runtime import choose_threads
 from .utils import LGAError
@@ -110,16 +112,17 @@ def sweep_identity(cfg: DictConfig) -> tuple[str, str]:
     hc = HydraConfig.get()
     if hc.mode == RunMode.MULTIRUN:
         group = Path(hc.sweep.dir).name
-        digest = hashlib.sha1(json.dumps(run_identity(cfg), sort_keys=True, default=str).encode()).hexdigest()
+        identity = without_introduced(run_identity(cfg))  # a job resumed across a new option keeps its run
+        digest = hashlib.sha1(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
         return group, f"{group}-{digest[:12]}"
     group = Path(hc.run.dir).name
     return group, group
 
 
-def loggers(cfg: DictConfig, axes: dict[str, Any]) -> list:
+def loggers(cfg: DictConfig, axes: dict[str, Any]) -> list[Logger]:
+    """The loggers of ``conf/logger`` (a partial of one of :data:`lga.loggers.LOGGERS`), told about this run."""
     group, run_id = sweep_identity(cfg)
-    return build_loggers(
-        cfg.logger,
+    run = RunLogging(
         save_dir=Path(cfg.paths.output_dir),
         run_name=run_name(axes),
         group=group,
@@ -127,6 +130,7 @@ def loggers(cfg: DictConfig, axes: dict[str, Any]) -> list:
         config=OmegaConf.to_container(cfg, resolve=True),
         run_id=re.sub(r"[^A-Za-z0-9_-]", "-", run_id),
     )
+    return _partial(cfg.logger, "logger")(run)
 
 
 def _progress_bar(cfg: DictConfig) -> bool:
@@ -136,12 +140,15 @@ def _progress_bar(cfg: DictConfig) -> bool:
     return sys.stdout.isatty() if setting is None else bool(setting)
 
 
-def build_trainer(cfg: DictConfig, loggers: list, callbacks: list[Callback]) -> L.Trainer:
+def build_trainer(cfg: DictConfig, loggers: list[Logger], callbacks: list[Callback]) -> L.Trainer:
+    """The Trainer of ``conf/trainer`` (a partial), with the run's loggers, callbacks and directory."""
     # under SLURM, submitit requeues (timeouts, preemption); Lightning's own requeue
     # would answer the same signal a second time
     plugins = [SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None
-    options = OmegaConf.to_container(cfg.trainer, resolve=True)
-    options["enable_progress_bar"] = _progress_bar(cfg)
-    return L.Trainer(
-        **options, plugins=plugins, logger=loggers or False, callbacks=callbacks, default_root_dir=cfg.paths.output_dir
+    return _partial(cfg.trainer, "trainer")(
+        enable_progress_bar=_progress_bar(cfg),
+        plugins=plugins,
+        logger=loggers or False,
+        callbacks=callbacks,
+        default_root_dir=cfg.paths.output_dir,
     )

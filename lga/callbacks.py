@@ -1,4 +1,5 @@
-"""The Lightning callbacks every lga run uses: reseeding, stop signals, divergence, clocks, logs."""
+"""The Lightning callbacks lga runs use: reseeding, stop signals, divergence, clocks, logs; and the
+registry of those ``conf/callbacks`` can add."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.fabric.utilities.seed import seed_everything
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor
 from lightning.pytorch.utilities import rank_zero_only
 
+from .registry import Registry
 from .runtime import StopSignals
 
 log = logging.getLogger(__name__)
+
+# what conf/callbacks can add to a run (those resuming and the record rely on are always on: lga.train)
+CALLBACKS = Registry("callbacks")
+CALLBACKS.register("lr_monitor", LearningRateMonitor)
 
 
 class Diverged(RuntimeError):
@@ -214,6 +220,7 @@ class EpochHistory(Callback):
         self.rows = list(state.get("rows", []))
 
 
+@CALLBACKS.register("epoch_line")
 class EpochLine(Callback):
     """One readable log line per epoch (in ``train.log`` and on the console): the epoch's
     metrics, its time and training throughput. With output redirected (SLURM logs, CI)
@@ -248,6 +255,7 @@ class EpochLine(Callback):
         )  # fmt: skip
 
 
+@CALLBACKS.register("lga_weights")
 class LGAWeights(Callback):
     """What every LGA block learned, per validation epoch: its fusion weights (``a_local``,
     ``a_global``, after the softmax with ``fusion=softmax``) and its per-pixel scale weights

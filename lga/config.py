@@ -1,14 +1,14 @@
-"""The run's config: the schema of its fixed groups (trainer, runtime, logger, paths), the value
+"""The run's config: the schema of its fixed groups (trainer, runtime, paths), the value
 ranges every option is checked against, and lga's OmegaConf resolvers.
 
-The groups whose options map to constructors (attention, backbone, dataset, model, optimizer,
-scheduler) get schemas generated from those constructors' signatures: :mod:`lga.schemas`, which
-also registers everything in Hydra's ConfigStore (:func:`lga.schemas.register_configs`).
+The groups whose options are registered constructors (attention, backbone, callbacks, dataset, logger,
+model, optimizer, scheduler: :mod:`lga.registry`) get schemas generated from those constructors'
+signatures: :mod:`lga.schemas`, which also registers everything in Hydra's ConfigStore
+(:func:`lga.schemas.register_configs`). The trainer has one constructor, Lightning's, and this fixed schema.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional
 
@@ -16,29 +16,6 @@ from omegaconf import MISSING, OmegaConf
 
 from .analysis.identity import job_subdir
 from .utils import REPO_ROOT
-
-
-class LoggerBackend(enum.Enum):
-    wandb = "wandb"
-    csv = "csv"
-    tensorboard = "tensorboard"
-    none = "none"
-
-
-class WandbMode(enum.Enum):
-    auto = "auto"  # online when an API key and the server are there, offline otherwise
-    online = "online"
-    offline = "offline"
-    disabled = "disabled"
-
-
-@dataclass
-class LoggerConfig:
-    backend: LoggerBackend = LoggerBackend.wandb
-    project: str = "lga"
-    entity: Optional[str] = None
-    mode: WandbMode = WandbMode.auto
-    group: Optional[str] = None  # default: the sweep's (or single run's) directory name
 
 
 @dataclass
@@ -51,8 +28,12 @@ class PathsConfig:
 
 @dataclass
 class TrainerConfig:
-    """The Lightning Trainer arguments lga exposes (typed; ints or fractions where Lightning takes both)."""
+    """The Lightning Trainer arguments lga exposes (typed; ints or fractions where Lightning takes both);
+    the run adds its loggers, callbacks, plugins and directory (:func:`lga.build.build_trainer`)."""
 
+    _target_: str = "lightning.pytorch.Trainer"
+    _partial_: bool = True
+    _convert_: str = "all"  # lists (devices=[0,1]) reach Lightning as lists
     max_epochs: int = 10
     max_steps: int = -1
     accelerator: str = "auto"
@@ -114,7 +95,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     callbacks: Dict[str, Any] = field(default_factory=dict)  # name -> {_target_: a Lightning Callback, ...}
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    logger: Any = MISSING  # a partial of one of lga.loggers.LOGGERS
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 

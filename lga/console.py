@@ -25,6 +25,18 @@ _NOISE = (
 )
 
 
+class ConsoleFormatter(logging.Formatter):
+    """The console's form (``conf/hydra/default.yaml``): time and message, and the level of a message
+    that is not INFO (``warning: ...``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno == logging.INFO:
+            return text
+        stamp, _, message = text.partition("] ")
+        return f"{stamp}] {record.levelname.lower()}: {message}"
+
+
 def quiet_libraries(verbose: bool) -> None:
     """Silence the libraries' informational messages (``verbose=false``, the default)."""
     if verbose:

@@ -36,7 +36,7 @@ import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -118,6 +118,21 @@ def _run_in_worker(idx: int, overrides: Sequence[str], hydra_context: Any, confi
         _in_job = False
 
 
+def _refuse_unused_options(options: dict[str, Any]) -> None:
+    """joblib's launcher options that :class:`ParallelJobs` does not use (all but ``n_jobs``) must keep
+    their defaults: one that is set would be silently ignored."""
+    from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
+
+    defaults = {f.name: f.default for f in fields(JobLibLauncherConf) if f.name not in ("_target_", "n_jobs")}
+    changed = sorted(key for key, default in defaults.items() if options.get(key, default) != default)
+    if changed:  # before any job: a message, not a traceback
+        raise SystemExit(
+            f"error: hydra/launcher=parallel does not use {', '.join(f'hydra.launcher.{k}' for k in changed)} "
+            "(each job runs in its own loky worker process; only hydra.launcher.n_jobs counts): drop "
+            "the option, or use hydra/launcher=joblib for joblib's own launcher"
+        )
+
+
 class ParallelJobs:
     """hydra-joblib-launcher's ``launch`` on loky's executor (the one joblib's Parallel uses), with stop
     signals forwarded to the workers. Combined with ``JoblibLauncher`` in ``hydra_plugins.lga_launcher``;
@@ -134,6 +149,7 @@ class ParallelJobs:
         from joblib import effective_n_jobs
         from joblib.externals.loky import get_reusable_executor
 
+        _refuse_unused_options(self.joblib)
         setup_globals()
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))

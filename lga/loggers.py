@@ -1,4 +1,5 @@
-"""Experiment loggers: W&B (never blocking: offline without a key or a network), TensorBoard, CSV, none.
+"""Experiment loggers: W&B (never blocking: offline without a key or a network), TensorBoard, CSV, none;
+``conf/logger/<name>.yaml`` names one of :data:`LOGGERS`.
 
 W&B and TensorBoard are set up to compare runs: each run carries its sweep cell's axes as flat
 keys (``axes/dataset``, ``axes/backbone``, ``axes/attention``, ``axes/variant``, and ``seed``),
@@ -8,8 +9,9 @@ so runs group by them.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch import loggers as lightning_loggers
@@ -18,8 +20,8 @@ from omegaconf import OmegaConf
 
 from .analysis.identity import job_axes
 from .analysis.results import TASK_METRICS
-from .analysis.wandb_compare import resolve_wandb_mode
-from .config import LoggerBackend, LoggerConfig, WandbMode
+from .analysis.wandb_compare import WandbMode, resolve_wandb_mode
+from .registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -67,41 +69,70 @@ class TensorBoardLogger(lightning_loggers.TensorBoardLogger):
             self.log_hyperparams(self.comparison_params, metrics, step=step)
 
 
-def build_loggers(
-    cfg: LoggerConfig,
+@dataclass
+class RunLogging:
+    """What every logger is told about its run: where it writes, its name and W&B group and id, its tags, and
+    the resolved config (the code fills it in; ``conf/logger`` gives the rest)."""
+
+    save_dir: Path
+    run_name: str
+    group: str
+    tags: list[str]
+    config: dict[str, Any]
+    run_id: str
+
+
+# each entry takes the run and the options of conf/logger/<name>.yaml, and returns the run's loggers
+LOGGERS = Registry("logger", partial=True, filled=("run",))
+
+
+@LOGGERS.register("none")
+def no_loggers(run: RunLogging) -> list[Logger]:
+    """No experiment logger (metrics still go to result.json and the sweep summary)."""
+    return []
+
+
+@LOGGERS.register("csv")
+def csv_loggers(run: RunLogging) -> list[Logger]:
+    """CSV files in ``<run dir>/csv``."""
+    return [CSVLogger(save_dir=str(run.save_dir), name="csv", version="")]
+
+
+@LOGGERS.register("tensorboard")
+def tensorboard_loggers(run: RunLogging) -> list[Logger]:
+    """TensorBoard event files in ``<run dir>/tensorboard``, the final metrics with the hyperparameters."""
+    params = {**axis_keys(run.config), **run.config}
+    return [TensorBoardLogger(save_dir=str(run.save_dir), name="tensorboard", version="", comparison_params=params)]
+
+
+@LOGGERS.register("wandb")
+def wandb_loggers(
+    run: RunLogging,
     *,
-    save_dir: Path,
-    run_name: str,
-    group: str,
-    tags: list[str],
-    config: dict[str, Any],
-    run_id: str,
+    project: str = "lga",
+    entity: Optional[str] = None,
+    mode: WandbMode = WandbMode.auto,
+    group: Optional[str] = None,
 ) -> list[Logger]:
-    backend = LoggerBackend(cfg.backend)
-    if backend is LoggerBackend.none:
-        return []
-    if backend is LoggerBackend.csv:
-        return [CSVLogger(save_dir=str(save_dir), name="csv", version="")]
-    axes = axis_keys(config)
-    if backend is LoggerBackend.tensorboard:
-        params = {**axes, **config}
-        return [TensorBoardLogger(save_dir=str(save_dir), name="tensorboard", version="", comparison_params=params)]
-    mode = resolve_wandb_mode(WandbMode(cfg.mode).value)
+    """Weights & Biases, never blocking: ``mode=auto`` is online with an API key and a reachable server,
+    offline otherwise. ``group`` defaults to the sweep's (or single run's) directory name."""
+    mode = resolve_wandb_mode(WandbMode(mode).value)
     if mode == "disabled":
         return []
     import wandb
 
+    axes = axis_keys(run.config)
     logger = WandbLogger(
-        project=cfg.project,
-        entity=cfg.entity,
-        name=run_name,
-        group=cfg.group or group,
-        tags=tags,
-        save_dir=str(save_dir),
-        id=run_id,
+        project=project,
+        entity=entity,
+        name=run.run_name,
+        group=group or run.group,
+        tags=run.tags,
+        save_dir=str(run.save_dir),
+        id=run.run_id,
         resume="allow",  # a resumed run (same output directory) continues the same W&B run
         offline=mode == "offline",
-        config={**config, **axes},
+        config={**run.config, **axes},
         job_type="train",
         settings=wandb.Settings(console="off", init_timeout=60, silent=True),
     )

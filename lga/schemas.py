@@ -1,8 +1,9 @@
 """Schemas generated from constructors, and their registration in Hydra's ConfigStore, so a bad config
 fails at compose time.
 
-Groups whose options map to constructors (attention, backbone, dataset, model, optimizer, scheduler)
-get one schema per option generated from the constructor's signature: a mistyped option or a wrong
+Groups whose options map to constructors (attention, backbone, callbacks, dataset, logger, model,
+optimizer, scheduler: the registries of :mod:`lga.registry`) get one schema per option generated from the
+constructor's signature: a mistyped option or a wrong
 type is caught before anything is built, and a new block's schema exists as soon as the block is
 registered. Each option yaml names its schema in its defaults list:
 ``- /schema/<group>/<name>@_here_``. The fixed groups' schemas are in :mod:`lga.config`.
@@ -11,6 +12,7 @@ registered. Each option yaml names its schema in its defaults list:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
 import types
 import typing
@@ -23,12 +25,13 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from .config import TrainConfig
+from .registry import Registry
 
 
 def _config_type(annotation: Any) -> Any:
     """The closest type OmegaConf can check for a constructor annotation."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if annotation in (int, float, bool, str):
+    if annotation in (int, float, bool, str) or (inspect.isclass(annotation) and issubclass(annotation, enum.Enum)):
         return annotation
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
@@ -98,70 +101,60 @@ def schema_from_signature(
     return dataclasses.make_dataclass(name, fields)
 
 
-def _target_head(target: Callable, partial: bool = False) -> tuple:
-    """``_target_`` (and ``_partial_``: the code adds the arguments only it knows) of a schema."""
-    path = f"{target.__module__}.{target.__qualname__}"
-    head = (("_target_", str, path),)
-    return head + ((("_partial_", bool, True),) if partial else ())
+def _head(path: str, registry: Registry) -> tuple:
+    """``_target_`` of a schema, and ``_partial_`` / ``_convert_`` where its registry says so."""
+    head: tuple = (("_target_", str, path),)
+    if registry.partial:
+        head += (("_partial_", bool, True),)
+    if registry.convert:
+        head += (("_convert_", str, "all"),)
+    return head
+
+
+def _schema(registry: Registry, name: str, target: Callable) -> type:
+    """The schema of ``name`` in ``registry``. An attention block's is a partial of
+    :func:`lga.attention.create_attention` with the block's name and options (a preset's fixed options
+    are not options), so one factory builds a block for each slot's channels."""
+    if registry.group == "attention":
+        from .attention import attention_options, create_attention
+
+        head = (*_head(f"{create_attention.__module__}.create_attention", registry), ("name", str, name))
+        return schema_from_signature(f"{name}_attention_schema", target, only=attention_options(name), head=head)
+    skip = (*registry.filled, *getattr(target, "data_options_names", ()))
+    head = _head(f"{target.__module__}.{target.__qualname__}", registry)
+    return schema_from_signature(f"{name}_{registry.group}_schema", target, skip=skip, head=head)
+
+
+def registries() -> list[Registry]:
+    """Every config group that builds an object from one of its registered constructors."""
+    from .attention.registry import ATTENTIONS
+    from .backbones import BACKBONES
+    from .callbacks import CALLBACKS
+    from .data import DATASETS
+    from .loggers import LOGGERS
+    from .models import MODELS
+    from .models.schedules import OPTIMIZERS, SCHEDULERS
+
+    return [ATTENTIONS, BACKBONES, CALLBACKS, DATASETS, LOGGERS, MODELS, OPTIMIZERS, SCHEDULERS]
 
 
 def register_configs() -> None:
-    """Store every schema in Hydra's ConfigStore (idempotent).
-
-    Every group builds its object the same way, by ``hydra.utils.instantiate``:
-    ``attention`` gives a partial of :func:`lga.attention.create_attention` (name and
-    options; the backbone adds the channels), ``backbone`` the backbone class (the code
-    adds the input channels and the attention factory), ``model`` a partial of the task's
-    LightningModule (the code adds the backbone and what the data decides), ``dataset``
-    the datamodule, ``optimizer`` and ``scheduler`` partials.
-    """
-    import torch
-
-    from .attention import attention_options, create_attention, create_external, get_attention_class, list_attentions
-    from .backbones.registry import _BACKBONES
-    from .data import COCODataModule, IDXClassificationDataModule, TinyObjectsDataModule, VOCDataModule, YOLODataModule
-    from .data.neon import NEONTreesDataModule
-    from .models import TASK_MODULES, schedules
+    """Store every schema in Hydra's ConfigStore (idempotent): ``schema/<group>/<name>`` for each
+    entry of each registry (:mod:`lga.registry`), and the fixed groups' ``train_schema``. Every group
+    builds its object the same way, by ``hydra.utils.instantiate``; its registry says whether that
+    gives a partial that the code completes."""
+    from .attention import create_external
+    from .attention.registry import ATTENTIONS
 
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
-    for name in list_attentions():
-        # create_attention(name, channels, **options): the options are those of the block's constructor
-        head = (*_target_head(create_attention, partial=True), ("_convert_", str, "all"), ("name", str, name))
-        node = schema_from_signature(
-            f"{name}_schema", get_attention_class(name), only=attention_options(name), head=head
-        )
-        cs.store(group="schema/attention", name=name, node=node)
+    for registry in registries():
+        for name, target in registry.items():
+            cs.store(group=f"schema/{registry.group}", name=name, node=_schema(registry, name, target))
     # attention=external: a block from outside lga, create_external(channels, target=..., name=..., options={...})
-    head = (*_target_head(create_external, partial=True), ("_convert_", str, "all"))
-    node = schema_from_signature("external_schema", create_external, head=head)
-    cs.store(group="schema/attention", name="external", node=node)
-    for name, cls in _BACKBONES.items():
-        node = schema_from_signature(
-            f"{name}_schema", cls, skip=("in_chans", "attention"), head=(*_target_head(cls), ("_convert_", str, "all"))
-        )
-        cs.store(group="schema/backbone", name=name, node=node)
-    datasets = {
-        "idx_classification": IDXClassificationDataModule, "tiny_objects": TinyObjectsDataModule,
-        "coco": COCODataModule, "yolo": YOLODataModule, "voc": VOCDataModule, "neon_trees": NEONTreesDataModule,
-    }  # fmt: skip
-    for name, cls in datasets.items():
-        node = schema_from_signature(f"{name}_schema", cls, head=_target_head(cls))
-        cs.store(group="schema/dataset", name=name, node=node)
-    for task, cls in TASK_MODULES.items():
-        # the backbone, the optimiser, the schedule and what the data decides are filled in by code
-        filled = ("backbone", "optimizer", "scheduler", *cls.data_options_names)
-        node = schema_from_signature(
-            f"{task}_model_schema", cls, skip=filled, head=(*_target_head(cls, partial=True), ("_convert_", str, "all"))
-        )
-        cs.store(group="schema/model", name=task, node=node)
-    for optim in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW):
-        node = schema_from_signature(
-            f"{optim.__name__}_schema", optim.__init__, skip=("params",), head=_target_head(optim, partial=True)
-        )
-        cs.store(group="schema/optimizer", name=optim.__name__.lower(), node=node)
-    for sched in (schedules.warmup_cosine, schedules.constant):
-        node = schema_from_signature(
-            f"{sched.__name__}_schema", sched, skip=("optimizer", "total_steps"), head=_target_head(sched, partial=True)
-        )
-        cs.store(group="schema/scheduler", name=sched.__name__, node=node)
+    head = _head(f"{create_external.__module__}.create_external", ATTENTIONS)
+    cs.store(
+        group="schema/attention",
+        name="external",
+        node=schema_from_signature("external_schema", create_external, head=head),
+    )

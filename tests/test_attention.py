@@ -349,6 +349,7 @@ def test_lga_exports(lga_pair):
         torch.testing.assert_close(exported.module()(x), ref(x), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_lga_compiles(lga_pair):
     ref, fast = lga_pair
     x = torch.randn(2, 12, 9, 7, requires_grad=True)

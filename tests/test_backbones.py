@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lga.attention import create_attention, list_attentions
-from lga.backbones import create_backbone
+from lga.backbones import BACKBONES
 
 ATTENTIONS = [a for a in list_attentions() if a != "lga_reference"]  # same function as lga, slower
 CASES = [("mobilenetv3", {"width_mult": 0.5}, p) for p in ("last", "stages", "se")] + [
@@ -16,8 +16,7 @@ CASES = [("mobilenetv3", {"width_mult": 0.5}, p) for p in ("last", "stages", "se
 @pytest.mark.parametrize("backbone, options, placement", CASES, ids=lambda v: v if isinstance(v, str) else "")
 def test_every_attention_backbone_placement_trains(attention, backbone, options, placement):
     torch.manual_seed(0)
-    model = create_backbone(
-        backbone,
+    model = BACKBONES.get(backbone)(
         in_chans=1,
         stem_stride=1,
         attention=partial(create_attention, attention),
@@ -42,7 +41,7 @@ def test_every_attention_backbone_placement_trains(attention, backbone, options,
     "backbone, options", [("mobilenetv3", {}), ("mobilenetv3", {"variant": "large"}), ("resnet18", {"width": 16})]
 )
 def test_feature_maps_by_stride(backbone, options):
-    model = create_backbone(backbone, in_chans=3, stem_stride=2, **options)
+    model = BACKBONES.get(backbone)(in_chans=3, stem_stride=2, **options)
     maps = model(torch.randn(1, 3, 64, 64))
     assert model.strides == [8, 16, 32]
     assert [tuple(m.shape[-2:]) for m in maps.values()] == [(8, 8), (4, 4), (2, 2)]
@@ -50,8 +49,8 @@ def test_feature_maps_by_stride(backbone, options):
 
 def test_errors_list_valid_choices():
     with pytest.raises(ValueError, match="unknown attention placement 'after'.*valid: last, stages, se"):
-        create_backbone("mobilenetv3", placement="after")
+        BACKBONES.get("mobilenetv3")(placement="after")
     with pytest.raises(ValueError, match="unknown backbone 'vgg'; valid names: mobilenetv3, resnet18"):
-        create_backbone("vgg")
+        BACKBONES.get("vgg")()
     with pytest.raises(ValueError, match="unknown MobileNetV3 variant 'tiny'; valid: small, large"):
-        create_backbone("mobilenetv3", variant="tiny")
+        BACKBONES.get("mobilenetv3")(variant="tiny")

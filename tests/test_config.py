@@ -4,7 +4,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from lga.attention import attention_options, list_attentions
-from lga.backbones import list_backbones
+from lga.backbones import BACKBONES
 from tests.conftest import ROOT
 
 
@@ -13,32 +13,85 @@ def test_default_config_composes(compose_cfg):
     assert (cfg.dataset.name, cfg.attention.name) == ("mnist_5k", "lga")
     assert cfg.backbone._target_ == "lga.backbones.mobilenetv3.MobileNetV3"
     assert cfg.model._target_ == "lga.models.classification.ClassificationModule" and cfg.model._partial_
-    assert cfg.trainer.max_epochs == 10 and cfg.logger.backend.value == "wandb"
+    assert cfg.trainer.max_epochs == 10 and cfg.logger._target_ == "lga.loggers.wandb_loggers"
 
 
-def _schema_of(yaml_path) -> str:
-    """The schema a group option's yaml builds on: its defaults entry /schema/<group>/<name>@_here_."""
-    return next(
-        d.split("/")[-1].split("@")[0] for d in OmegaConf.load(yaml_path).defaults if str(d).startswith("/schema/")
-    )
+def _schemas_of(yaml_path) -> list[str]:
+    """The schemas a group option's yaml builds on: its defaults entries /schema/<group>/<name>@..."""
+    defaults = OmegaConf.load(yaml_path).get("defaults", [])
+    return [str(d).split("/")[-1].split("@")[0] for d in defaults if str(d).startswith("/schema/")]
 
 
 def test_config_groups_map_one_to_one_to_registries():
-    """Every registered block/backbone has a yaml, and every yaml builds on a registered one."""
+    """In every group that builds an object, each yaml builds on registered constructors only, and each
+    registered constructor has a yaml (an attention block its own, by name)."""
+    from lga.schemas import registries
+
+    for registry in registries():
+        yamls = sorted((ROOT / "conf" / registry.group).glob("*.yaml"))
+        used = {name for path in yamls for name in _schemas_of(path)}
+        assert used <= {*registry.names(), "external"}, f"conf/{registry.group} builds on unregistered schemas"
+        assert set(registry.names()) <= used, (
+            f"registered {registry.group} without a yaml: {set(registry.names()) - used}"
+        )
     # external.yaml: a block from outside lga (lga.attention.external), by import path, not a registry name
     assert sorted(p.stem for p in (ROOT / "conf/attention").glob("*.yaml")) == sorted([*list_attentions(), "external"])
-    backbone_schemas = {p.stem: _schema_of(p) for p in (ROOT / "conf/backbone").glob("*.yaml")}
-    assert set(list_backbones()) <= set(backbone_yamls := backbone_schemas.values())
-    assert set(backbone_yamls) <= set(list_backbones())
+
+
+def test_an_attention_preset_cannot_be_redefined():
+    from lga.attention import preset_options, register_attention_preset
+
+    register_attention_preset("la", "lga", **preset_options("la"))  # the same meaning again: allowed
+    with pytest.raises(ValueError, match="'la' is already registered with options"):
+        register_attention_preset("la", "lga", fusion="softmax")
+    with pytest.raises(ValueError, match="'lga' is already registered with options"):
+        register_attention_preset("lga", "lga", fusion="softmax")
+
+
+def test_a_task_module_is_registered_under_its_task():
+    from lga.models import MODELS
+
+    assert all(module.task == name for name, module in MODELS.items())
+
+
+def test_callbacks_turn_off_with_null_and_a_users_one_is_added(compose_cfg):
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from lga.build import configured_callbacks
+    from lga.callbacks import EpochLine, LGAWeights
+
+    cfg = compose_cfg(
+        "callbacks.lr_monitor=null", "+callbacks.early._target_=lightning.pytorch.callbacks.EarlyStopping",
+        "+callbacks.early.monitor=val/top1", "+callbacks.early.mode=max",
+    )  # fmt: skip
+    built = configured_callbacks(cfg, with_loggers=True)
+    assert [type(c) for c in built] == [EpochLine, LGAWeights, EarlyStopping] and built[2].monitor == "val/top1"
+    with pytest.raises(ConfigCompositionException):  # a typed entry refuses an option its class lacks
+        compose_cfg("callbacks.lr_monitor.logging_intervall=step")
+
+
+def test_the_wandb_logger_is_the_one_the_summary_run_looks_for():
+    from lga.analysis.wandb_compare import WANDB_LOGGER
+    from lga.loggers import LOGGERS
+
+    target = LOGGERS.get("wandb")
+    assert f"{target.__module__}.{target.__qualname__}" == WANDB_LOGGER
+
+
+def test_a_registry_names_the_valid_entries_and_refuses_a_second_meaning():
+    from lga.models.schedules import OPTIMIZERS
+
+    with pytest.raises(ValueError, match="unknown optimizer 'adamx'; valid names: adam, adamw, sgd"):
+        OPTIMIZERS.get("adamx")
+    with pytest.raises(ValueError, match="already registered"):
+        OPTIMIZERS.register("adam", pytest.raises)
 
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (ROOT / "conf/backbone").glob("*.yaml")))
 def test_backbone_yamls_compose(compose_cfg, option):
     from hydra.utils import get_class
 
-    from lga.backbones.registry import _BACKBONES
-
-    assert get_class(compose_cfg(f"backbone={option}").backbone._target_) in _BACKBONES.values()
+    assert get_class(compose_cfg(f"backbone={option}").backbone._target_) in dict(BACKBONES.items()).values()
 
 
 def test_paper_scale_experiment(compose_cfg):

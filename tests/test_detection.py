@@ -12,7 +12,7 @@ import torch
 from torchvision.io import write_png
 
 from lga.attention import create_attention
-from lga.backbones import create_backbone
+from lga.backbones import BACKBONES
 from lga.data import (
     AnnotationError,
     COCODataModule,
@@ -289,8 +289,8 @@ def test_one_batch_train_and_eval(detector, placement, tmp_path):
         object_size=(8, 16),
         batch_size=2,
     )
-    backbone = create_backbone(
-        "mobilenetv3", in_chans=1, attention=partial(create_attention, "lga"), stem_stride=2, placement=placement
+    backbone = BACKBONES.get("mobilenetv3")(
+        in_chans=1, attention=partial(create_attention, "lga"), stem_stride=2, placement=placement
     )
     model = DetectionModule(
         backbone, 10, optimizer=partial(torch.optim.AdamW, lr=1e-3), detector=detector, fpn_channels=32, head_convs=1,
@@ -314,7 +314,7 @@ def test_one_batch_train_and_eval(detector, placement, tmp_path):
 
 
 def test_detector_options_are_checked():
-    backbone = create_backbone("mobilenetv3", in_chans=1, stem_stride=2)
+    backbone = BACKBONES.get("mobilenetv3")(in_chans=1, stem_stride=2)
     make = partial(DetectionModule, backbone, 10, optimizer=torch.optim.AdamW, image_mean=[0.5], image_std=[0.25])
     with pytest.raises(ValueError, match="unknown detector 'yolo'; valid: fcos, retinanet"):
         make(detector="yolo")
@@ -334,6 +334,7 @@ SMALL = [
 ]
 
 
+@pytest.mark.slow
 def test_detection_sweep_writes_map_columns_and_wandb_images(run_lga, tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_lga(

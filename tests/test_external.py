@@ -178,6 +178,7 @@ def test_the_run_is_named_by_the_users_name_for_the_block(compose_cfg, overrides
     assert (axes["attention"], axes["variant"]) == (name, variant)
 
 
+@pytest.mark.slow
 def test_run_py_trains_an_external_block_and_stops_a_bad_one_before_training(blocks, run_lga, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(blocks))
     args = ("attention=external", "trainer=debug", "logger=none")

@@ -59,6 +59,7 @@ def _wait_all(procs: list[subprocess.Popen], timeout: int = 600) -> list[str]:
 # -- 3: two processes on one study ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_study_train_each_job_once(start_lga, tmp_path):
     """Both at once, as the issue ran them: every job is trained by one process; the other skips it (or,
     once it is recorded, takes the record); both end with the whole study recorded and summarised."""
@@ -75,6 +76,7 @@ def test_two_processes_on_one_study_train_each_job_once(start_lga, tmp_path):
     assert not list((tmp_path / "study").rglob(".lga.lock")), "a finished job leaves no lock file"
 
 
+@pytest.mark.slow
 def test_a_crashed_run_never_blocks_its_directory(run_lga, tmp_path):
     """A run directory in use is refused by name; the lock dies with its process (SIGKILL), so the rerun works."""
     run_dir = tmp_path / "run"
@@ -98,6 +100,7 @@ def test_a_crashed_run_never_blocks_its_directory(run_lga, tmp_path):
 # -- 4: two searches on one storage --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_searches_on_one_storage_share_its_trials(start_lga, tmp_path):
     """n_trials=4 from two processes at once: 4 trials in all (8 before, the first pairs identical), each in
     its own directory, and both processes end with the same best hyperparameters."""
@@ -140,7 +143,8 @@ def _in_group(pgid: int) -> list[int]:
 @pytest.mark.parametrize(
     "launcher, target, signum",
     [
-        ("parallel", "group", signal.SIGINT),  # Ctrl-C in a terminal: the whole foreground process group
+        # Ctrl-C in a terminal: the whole foreground process group
+        pytest.param("parallel", "group", signal.SIGINT, marks=pytest.mark.slow),
         pytest.param("parallel", "parent", signal.SIGINT, marks=pytest.mark.slow),
         pytest.param("parallel", "parent", signal.SIGTERM, marks=pytest.mark.slow),  # kill, a scheduler
         pytest.param("local", "group", signal.SIGINT, marks=pytest.mark.slow),
@@ -319,11 +323,21 @@ def test_a_typo_in_the_search_space_is_an_error(run_lga, tmp_path):
     assert not list(sweep.glob("*/.hydra"))
 
 
+def test_a_joblib_option_the_parallel_launcher_ignores_is_an_error(run_lga, tmp_path):
+    """hydra/launcher=parallel runs loky workers itself: joblib's backend, timeout, ... would be ignored."""
+    sweep = tmp_path / "sweep"
+    proc = run_lga("-m", "hydra/launcher=parallel", "hydra.launcher.backend=threading", "hydra.launcher.timeout=5",
+                   *DEBUG, f"hydra.sweep.dir={sweep}")  # fmt: skip
+    _clean_error(proc, "error: hydra/launcher=parallel does not use hydra.launcher.backend, hydra.launcher.timeout")
+    assert not list(sweep.glob("*/result.json"))
+
+
 def test_no_trials_is_a_clear_error(run_lga, tmp_path):
     proc = run_lga(*SEARCH, "hydra.sweeper.n_trials=0", f"hydra.sweep.dir={tmp_path / 'search'}")
     _clean_error(proc, "error: hydra.sweeper.n_trials=0: a search runs at least 1 trial")
 
 
+@pytest.mark.slow
 def test_tuned_refuses_another_setting_unless_asked_and_the_summary_shows_it(run_lga, tmp_path):
     """A search of attention=se feeds attention=lga only with LGA_TUNED_FROM_OTHER=1, recorded; the sweep
     summary has a tuned column. (Before: accepted silently, and nothing in the summary said so.)"""
@@ -433,17 +447,17 @@ def test_hook_feature_families_take_a_block_after_the_network(model_name):
     from functools import partial
 
     from lga.attention import create_attention
-    from lga.backbones import create_backbone
+    from lga.backbones import BACKBONES
 
     se = partial(create_attention, "se")
-    backbone = create_backbone("timm", model_name=model_name, in_chans=1, attention=se, placement="last")
+    backbone = BACKBONES.get("timm")(model_name=model_name, in_chans=1, attention=se, placement="last")
     assert list(backbone.attention) == [str(len(backbone.stage_channels) - 1)]
     if model_name in ("pit_ti_224", "legacy_xception"):  # the others' forward passes take seconds
         side = HOOK_FAMILIES[model_name]
         maps = backbone(torch.randn(1, 1, side, side))
         assert [m.shape[1] for m in maps.values()] == backbone.out_channels
     with pytest.raises(ValueError, match="hooks inside its blocks.*use placement=last.*resnet, efficientnet"):
-        create_backbone("timm", model_name=model_name, in_chans=1, attention=se, placement="stages")
+        BACKBONES.get("timm")(model_name=model_name, in_chans=1, attention=se, placement="stages")
 
 
 def test_a_hook_family_trains_through_run_py(run_lga, tmp_path):

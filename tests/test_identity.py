@@ -120,6 +120,21 @@ def test_a_key_introduced_later_reads_as_its_old_behaviour():
     assert with_introduced(saved, augmented) != augmented  # an augmented run is another run
 
 
+def test_an_identity_less_its_introduced_keys_is_what_it_was_before_them():
+    """W&B run ids hash the identity: a job resumed across a new option must keep its run."""
+    from lga.analysis.identity import with_introduced, without_introduced
+
+    before = {"dataset": {"name": "fashion"}, "trainer": {"max_epochs": 5}, "seed": 0}
+    now = {
+        "dataset": {"name": "fashion", "augment": "none"},
+        "trainer": {"max_epochs": 5, "_target_": "lightning.pytorch.Trainer", "_partial_": True, "_convert_": "all"},
+        "seed": 0,
+    }
+    assert with_introduced(before, now) == now and without_introduced(now) == before
+    augmented = {**now, "dataset": {"name": "fashion", "augment": "pad_crop_flip"}}
+    assert without_introduced(augmented)["dataset"] == {"name": "fashion", "augment": "pad_crop_flip"}
+
+
 def test_a_users_dataset_file_is_identity_but_neons_install_dir_is_not():
     """Two YOLO (or VOC, COCO) runs on different datasets are different runs; where make install put
     NEON's fixed files is not."""

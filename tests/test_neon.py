@@ -185,3 +185,15 @@ def test_debug_run_trains_and_records(neon_root, run_lga, tmp_path):
     result = json.loads((tmp_path / "run/result.json").read_text())
     assert result["status"] == "ok" and result["task"] == "detection"
     assert result["config"]["dataset"]["name"] == "neon_trees" and "test/map50" in result["metrics"]
+
+
+def test_make_install_fetches_the_images_and_wheel_the_loader_reads():
+    """`make install-neon` lists the files in shell; a change to one list must reach the other."""
+    import re
+
+    from lga.data import neon
+    from tests.conftest import ROOT
+
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^NEON_IMAGES = (.+)$", makefile, re.M).group(1).split() == list(neon.NEON_IMAGES)
+    assert re.search(r"^NEON_WHEEL = (.+)$", makefile, re.M).group(1).strip() == neon.NEON_WHEEL

@@ -18,6 +18,7 @@ def _trials(sweep):
     return rows, sorted(r["variant"] for r in rows)
 
 
+@pytest.mark.slow
 def test_a_search_is_seeded_never_tests_and_resumes_from_its_sqlite_storage(tmp_path, run_lga):
     sweep = tmp_path / "search"
     first = run_lga(*SEARCH, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}")
@@ -49,6 +50,7 @@ def test_a_search_cannot_select_on_test(run_lga):
     assert "objective='test/top1': a search selects on validation only" in result.stderr
 
 
+@pytest.mark.slow
 def test_tune_then_compare_at_a_tiny_budget(tmp_path):
     work, out = tmp_path / "work", tmp_path / "out"
     command = [sys.executable, "-m", "lga.tools.tune_compare", "--attentions", "none,lga", "--trials", "2",

@@ -26,6 +26,7 @@ def _report_bytes(root):
     }
 
 
+@pytest.mark.slow
 def test_a_finished_study_trains_nothing_and_rewrites_the_same_report(tmp_path, run_lga):
     """experiment=study_tiny twice: the second run reads every job from its record."""
     root = _studies(tmp_path)
@@ -65,6 +66,7 @@ def test_a_record_of_another_configuration_is_an_error_not_a_result(tmp_path, ru
     assert "delete it to train this job again" in summary
 
 
+@pytest.mark.slow
 def test_a_diverged_job_is_a_result_of_the_study(tmp_path, run_lga):
     """A divergence is what that configuration does: recorded, and not trained again."""
     args = ("-m", "experiment=study_tiny", "attention=none", "seed=0", "logger=none", "optimizer.lr=1e12")

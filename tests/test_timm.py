@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from lga.attention import create_attention
-from lga.backbones import create_backbone
+from lga.backbones import BACKBONES
 from lga.train import build_model
 
 # one model per family the issue names: an EfficientNet, a CSP net, a ConvNeXt
@@ -29,7 +29,7 @@ class _Zero(nn.Module):
 
 @pytest.mark.parametrize("model_name", FAMILIES)
 def test_blocks_sit_inside_the_network_at_the_chosen_levels(model_name):
-    backbone = create_backbone("timm", model_name=model_name, in_chans=1, attention=_Zero, placement=[-2])
+    backbone = BACKBONES.get("timm")(model_name=model_name, in_chans=1, attention=_Zero, placement=[-2])
     maps = backbone(torch.randn(2, 1, 64, 64))
     assert [m.shape[1] for m in maps.values()] == backbone.out_channels
     assert [64 // m.shape[-1] for m in maps.values()] == backbone.strides == [8, 16, 32]
@@ -79,15 +79,16 @@ def test_detection_one_batch(compose_cfg, tmp_path, model_name, attention):
 
 def test_bad_timm_names_and_options_say_what_is_valid():
     with pytest.raises(ValueError, match="unknown timm model 'efficentnet_b0'; close names: efficientnet_b0"):
-        create_backbone("timm", model_name="efficentnet_b0")
+        BACKBONES.get("timm")(model_name="efficentnet_b0")
     with pytest.raises(ValueError, match="token sequences.*use placement=last"):
-        create_backbone("timm", model_name="vit_tiny_patch16_224", placement="stages")
+        BACKBONES.get("timm")(model_name="vit_tiny_patch16_224", placement="stages")
     with pytest.raises(ValueError, match="placement \\[9\\] names stages \\[9\\].*stages 0-4"):
-        create_backbone("timm", model_name="resnet18d", attention=partial(create_attention, "se"), placement=[9])
+        BACKBONES.get("timm")(model_name="resnet18d", attention=partial(create_attention, "se"), placement=[9])
     with pytest.raises(ValueError, match="stem_stride=1.*timm models keep their own stem"):
-        create_backbone("timm", model_name="resnet18d", stem_stride=1)
+        BACKBONES.get("timm")(model_name="resnet18d", stem_stride=1)
 
 
+@pytest.mark.slow
 def test_a_timm_sweep_runs_end_to_end(run_lga, tmp_path):
     """Through run.py and Hydra: the timm model is the backbone axis of the summary."""
     result = run_lga(

@@ -131,6 +131,7 @@ def test_sweep_smoke_every_attention_and_backbone(run_lga, tmp_path):
     assert len(rows) == len(list_attentions()) * len(backbones.split(","))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["parallel", "local"])
 def test_sweep_through_parallel_launchers(run_lga, tmp_path, launcher):
     """joblib workers and submitit's local executor: same jobs, same summary."""
@@ -148,6 +149,7 @@ def test_sweep_through_parallel_launchers(run_lga, tmp_path, launcher):
     assert sorted((r["attention"], r["status"]) for r in rows) == [("none", "ok"), ("se", "ok")]
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes(run_lga, tmp_path):
     """trainer=ddp as 2 CPU processes (gloo): both ranks train, rank 0 records the synced metrics."""
     proc = run_lga(
@@ -178,6 +180,7 @@ def _signal_once_written(proc, path: Path, signum: int, settle: float = 0.0) -> 
     proc.send_signal(signum)
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(run_lga, start_lga, tmp_path):
     """Kill a run mid-training, re-run the same command: it resumes from last.ckpt, ends with the
     metrics of an uninterrupted run, and continues the same W&B run."""
@@ -213,6 +216,7 @@ def test_killed_run_resumes_to_the_same_result(run_lga, start_lga, tmp_path):
     assert len(run_files) == 2 and len({p.name for p in run_files}) == 1  # two sessions, one W&B run id
 
 
+@pytest.mark.slow
 def test_resuming_a_different_model_is_a_clear_error(run_lga, tmp_path):
     """A run directory holding another config's last.ckpt is not silently mixed with this one."""
     first = run_lga("trainer=debug", "logger=none", f"hydra.run.dir={tmp_path}/run")
@@ -309,6 +313,7 @@ def test_explicit_threads_are_used(run_lga, tmp_path):
     assert "1 intra-op threads (runtime.threads); GOMP_SPINCOUNT=3000" in (tmp_path / "run/train.log").read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 CPUs")
 def test_parallel_jobs_share_the_affinity_mask(tmp_path):
     """hydra/launcher=parallel n_jobs=2 on a 2-CPU mask: each job runs 1 intra-op thread."""
@@ -325,6 +330,7 @@ def test_parallel_jobs_share_the_affinity_mask(tmp_path):
     assert [row["threads"] for row in _summary(sweep)] == ["1", "1"]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_sweep_with_a_summary_and_it_resumes(run_lga, start_lga, tmp_path):
     """A real SIGTERM to `run.py -m` during its second job: non-zero exit, the summary lists the
     finished job and the interrupted one, and the same command finishes the sweep from last.ckpt."""
@@ -369,6 +375,7 @@ def test_sigint_interrupts_a_single_run_which_resumes(run_lga, start_lga, tmp_pa
     assert _result(run_dir)["status"] == "ok" and _result(run_dir)["resumed_from"] == "checkpoints/last.ckpt"
 
 
+@pytest.mark.slow
 def test_presets_of_one_class_stay_apart(run_lga, tmp_path):
     """Three presets of the MobileNetV3 class x two blocks: 6 run names, 6 summary rows, 6 report cells."""
     from lga.analysis.identity import run_name

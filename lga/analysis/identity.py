@@ -45,7 +45,12 @@ KEYS: dict[str, str] = {
     # how a run is shown or run
     "tags": RUN_ONLY,
     "logger": RUN_ONLY,
-    "callbacks": RUN_ONLY,
+    # a callback can change the result (early stopping, weight averaging): one a user adds is identity;
+    # those of conf/callbacks/default.yaml only log
+    "callbacks": IDENTITY,
+    "callbacks.epoch_line": RUN_ONLY,
+    "callbacks.lga_weights": RUN_ONLY,
+    "callbacks.lr_monitor": RUN_ONLY,
     "runtime": RUN_ONLY,
     # compiled kernels sum in another order, and the runs drift apart (experiments/compile_equivalence.md:
     # not shown equivalent within 0.1 top-1 points): a compiled run is another run
@@ -90,7 +95,14 @@ class UnclassifiedKey(KeyError):
 
 # identity keys added after runs were recorded, each with the value that does what runs did before the
 # key existed: a saved identity (a checkpoint's, a study record's) that lacks one reads as having it
-INTRODUCED: dict[str, Any] = {"dataset.augment": "none", "runtime.compile": False}
+INTRODUCED: dict[str, Any] = {
+    "dataset.augment": "none",
+    "runtime.compile": False,
+    "trainer._target_": "lightning.pytorch.Trainer",
+    "trainer._partial_": True,
+    "trainer._convert_": "all",
+    "callbacks": {},  # the logging callbacks are run-only: no callback is left in a run's identity
+}
 
 
 def with_introduced(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,7 +120,21 @@ def with_introduced(saved: Mapping[str, Any], current: Mapping[str, Any]) -> dic
                 break
         else:
             if leaf in there and leaf not in here:
-                here[leaf] = before
+                here[leaf] = copy.deepcopy(before)
+    return out
+
+
+def without_introduced(identity: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``identity`` less each :data:`INTRODUCED` key that holds its value from before it existed:
+    what the identity was then, so a digest of it (a W&B run id) stays the same across the change."""
+    out = copy.deepcopy(dict(identity))
+    for dotted, before in INTRODUCED.items():
+        *parents, leaf = dotted.split(".")
+        here = out
+        for part in parents:
+            here = here.get(part) if isinstance(here, dict) else None
+        if isinstance(here, dict) and leaf in here and here[leaf] == before:
+            del here[leaf]
     return out
 
 

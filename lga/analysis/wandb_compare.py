@@ -12,6 +12,7 @@ Imports no torch; wandb and wandb-workspaces only when used.
 
 from __future__ import annotations
 
+import enum
 import logging
 import netrc
 import os
@@ -27,6 +28,17 @@ from ..utils import REPO_ROOT, reachable
 log = logging.getLogger(__name__)
 WANDB_HOST = "api.wandb.ai"
 SUMMARY_JOB_TYPE = "summary"
+# conf/logger/wandb.yaml's _target_ (lga.loggers.LOGGERS["wandb"]; a test checks they agree)
+WANDB_LOGGER = "lga.loggers.wandb_loggers"
+
+
+class WandbMode(enum.Enum):
+    auto = "auto"  # online when an API key and the server are there, offline otherwise
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
 # the grouping keys every training run carries (seed is the config's own key)
 AXIS_KEYS = ("axes/dataset", "axes/backbone", "axes/attention", "axes/variant")
 OPTUNA_SEARCH = REPO_ROOT / "conf" / "hparams_search" / "optuna.yaml"
@@ -57,24 +69,17 @@ def resolve_wandb_mode(mode: str) -> str:
     return "online"
 
 
-def _value(option: Any) -> str:
-    """A config enum (LoggerBackend.wandb) or its string, as the string."""
-    return str(getattr(option, "value", option))
-
-
 def log_summary_run(sweep_dir: str | Path, logger: Any) -> Path | None:
     """When the sweep logs to W&B (``logger``: its ``logger`` config), one more run in its group, online or
     offline like the jobs: tables ``summary`` (one row per job), ``report`` (one per comparison) and
     ``cells``, the report figure and ``dashboard.html``; the seed report is written first. Returns the run's
     directory (None without W&B). A failure here is logged: it never fails the sweep."""
     sweep_dir = Path(sweep_dir)
-    if _value(logger.backend) != "wandb":
-        return None
-    mode = resolve_wandb_mode(_value(logger.mode))
-    if mode == "disabled":
+    if logger.get("_target_") != WANDB_LOGGER:
         return None
     try:
-        return _summary_run(sweep_dir, logger, mode)
+        mode = resolve_wandb_mode(WandbMode(logger.mode).value)
+        return None if mode == "disabled" else _summary_run(sweep_dir, logger, mode)
     except Exception as err:  # a summary, never a reason for the sweep to fail
         log.warning("W&B summary run not written: %s: %s", type(err).__name__, err)
         return None

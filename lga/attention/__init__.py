@@ -11,12 +11,12 @@ from .lga import LocalGlobalAttention
 from .lga_base import LocalGlobalAttentionBase
 from .lga_reference import LocalGlobalAttentionReference
 from .registry import (
+    ATTENTIONS,
     attention_options,
     create_attention,
     get_attention_class,
     list_attentions,
     preset_options,
-    register_attention,
     register_attention_preset,
 )
 
@@ -30,6 +30,6 @@ __all__ = [
     "get_attention_class",
     "list_attentions",
     "preset_options",
-    "register_attention",
+    "ATTENTIONS",
     "register_attention_preset",
 ]

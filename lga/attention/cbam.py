@@ -13,10 +13,10 @@ import torch
 from timm.layers.cbam import CbamModule
 from torch import nn
 
-from .registry import register_attention
+from .registry import ATTENTIONS
 
 
-@register_attention("cbam")
+@ATTENTIONS.register("cbam")
 class CBAM(nn.Module):
     """CBAM as in the LGA paper's code base. Shape: (B, C, H, W) -> (B, C, H, W).
 
@@ -38,7 +38,7 @@ class CBAM(nn.Module):
         return x * torch.sigmoid(self.spatial_conv(desc))
 
 
-@register_attention("cbam_mlp")
+@ATTENTIONS.register("cbam_mlp")
 class CBAMOriginal(CbamModule):
     """The original CBAM (reduction MLP on avg+max pooled descriptors, 7x7 spatial conv).
 

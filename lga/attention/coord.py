@@ -6,10 +6,10 @@ Hou, Zhou and Feng, "Coordinate Attention for Efficient Mobile Network Design", 
 import torch
 from torch import nn
 
-from .registry import register_attention
+from .registry import ATTENTIONS
 
 
-@register_attention("ca")
+@ATTENTIONS.register("ca")
 class CoordinateAttention(nn.Module):
     """Pool along W and along H, encode both with a shared 1x1 conv, gate x per row and per column.
 

@@ -5,10 +5,10 @@ Wang et al., "ECA-Net: Efficient Channel Attention for Deep CNNs", CVPR 2020.
 
 from timm.layers import EcaModule
 
-from .registry import register_attention
+from .registry import ATTENTIONS
 
 
-@register_attention("eca")
+@ATTENTIONS.register("eca")
 class EfficientChannelAttention(EcaModule):
     """Global average pool -> 1D conv across channels -> sigmoid gate.
 

@@ -2,10 +2,10 @@
 
 from torch import nn
 
-from .registry import register_attention
+from .registry import ATTENTIONS
 
 
-@register_attention("none")
+@ATTENTIONS.register("none")
 class NoAttention(nn.Identity):
     """Identity. Shape: (B, C, H, W) -> (B, C, H, W)."""
 

@@ -50,7 +50,7 @@ from torch import nn
 
 from .dense_depthwise import DenseDepthwise, dense_is_cheaper
 from .lga_base import LocalGlobalAttentionBase
-from .registry import register_attention, register_attention_preset
+from .registry import ATTENTIONS, register_attention_preset
 from .resize import resize_nearest
 from .tensor_cache import tensor_cache
 
@@ -85,7 +85,7 @@ def _group_onehot(groups: tuple[int, ...], device: torch.device) -> torch.Tensor
     return F.one_hot(torch.tensor([g - first for g in groups], device=device), count)
 
 
-@register_attention("lga")
+@ATTENTIONS.register("lga")
 class LocalGlobalAttention(LocalGlobalAttentionBase):
     """Local-Global Attention (fast). Shape: (B, C, H, W) -> (B, C, H, W).
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .lga_base import LocalGlobalAttentionBase
-from .registry import register_attention
+from .registry import ATTENTIONS
 from .resize import resize_nearest
 
 
@@ -33,7 +33,7 @@ def channel_attention(
     return attn @ v
 
 
-@register_attention("lga_reference")
+@ATTENTIONS.register("lga_reference")
 class LocalGlobalAttentionReference(LocalGlobalAttentionBase):
     """Local-Global Attention, step by step in the released module's order.
 

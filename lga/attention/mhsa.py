@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registry import register_attention
+from .registry import ATTENTIONS
 
 
-@register_attention("mhsa")
+@ATTENTIONS.register("mhsa")
 class MultiHeadSelfAttention(nn.Module):
     """1x1 query/key/value convs, softmax attention across the H*W positions per head.
 

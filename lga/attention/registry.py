@@ -8,46 +8,33 @@ constructor's signature so a mistyped option names itself and lists the valid on
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Tuple, Type
+from typing import Any, Dict, Tuple, Type
 
 import torch
 from torch import nn
 
-# name -> (class, options fixed by that name)
-_ATTENTION: Dict[str, Tuple[Type[nn.Module], Dict[str, Any]]] = {}
+from ..registry import Registry
 
-
-def register_attention(name: str) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
-    """Class decorator: make ``name`` resolve to the decorated block."""
-
-    def decorator(cls: Type[nn.Module]) -> Type[nn.Module]:
-        _register(name, cls, {})
-        return cls
-
-    return decorator
+# name -> block class; a preset name (LGA's ablations) also fixes some of its class's options
+ATTENTIONS = Registry("attention", partial=True, convert=True)  # built through create_attention
+_PRESET_OPTIONS: Dict[str, Dict[str, Any]] = {}
 
 
 def register_attention_preset(name: str, base: str, **fixed: Any) -> None:
     """Make ``name`` mean block ``base`` with ``fixed`` options (e.g. LGA's ablations)."""
-    cls, base_fixed = _ATTENTION[base]
-    _register(name, cls, {**base_fixed, **fixed})
-
-
-def _register(name: str, cls: Type[nn.Module], fixed: Dict[str, Any]) -> None:
-    if name in _ATTENTION and _ATTENTION[name] != (cls, fixed):
-        raise ValueError(f"attention {name!r} is already registered to {_ATTENTION[name][0].__name__}")
-    _ATTENTION[name] = (cls, fixed)
+    options = {**_PRESET_OPTIONS.get(base, {}), **fixed}
+    if name in ATTENTIONS and _PRESET_OPTIONS.get(name, {}) != options:
+        raise ValueError(f"attention {name!r} is already registered with options {_PRESET_OPTIONS.get(name, {})}")
+    ATTENTIONS.register(name, ATTENTIONS.get(base))
+    _PRESET_OPTIONS[name] = options
 
 
 def list_attentions() -> list[str]:
-    return sorted(_ATTENTION)
+    return ATTENTIONS.names()
 
 
 def _lookup(name: str) -> Tuple[Type[nn.Module], Dict[str, Any]]:
-    try:
-        return _ATTENTION[name]
-    except KeyError:
-        raise ValueError(f"unknown attention {name!r}; valid names: {', '.join(list_attentions())}") from None
+    return ATTENTIONS.get(name), _PRESET_OPTIONS.get(name, {})
 
 
 def get_attention_class(name: str) -> Type[nn.Module]:

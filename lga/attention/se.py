@@ -5,10 +5,10 @@ Hu et al., "Squeeze-and-Excitation Networks", CVPR 2018.
 
 from timm.layers import SEModule
 
-from .registry import register_attention
+from .registry import ATTENTIONS
 
 
-@register_attention("se")
+@ATTENTIONS.register("se")
 class SqueezeExcite(SEModule):
     """Global average pool -> 1x1 reduce -> ReLU -> 1x1 expand -> sigmoid gate.
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registry import register_attention
+from .registry import ATTENTIONS
 
 
-@register_attention("sa")
+@ATTENTIONS.register("sa")
 class ShuffleAttention(nn.Module):
     """Split channels into groups; in each, half gets a channel gate (pooled, affine, sigmoid)
     and half a spatial gate (GroupNorm, affine, sigmoid); then shuffle channels across halves.

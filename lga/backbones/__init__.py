@@ -2,16 +2,14 @@
 
 from .base import Backbone
 from .mobilenetv3 import MobileNetV3
-from .registry import create_backbone, list_backbones, register_backbone
+from .registry import BACKBONES
 from .resnet import ResNet18
 from .timm_features import TimmBackbone
 
 __all__ = [
+    "BACKBONES",
     "Backbone",
     "MobileNetV3",
     "ResNet18",
     "TimmBackbone",
-    "create_backbone",
-    "list_backbones",
-    "register_backbone",
 ]

@@ -13,12 +13,12 @@ from torchvision.models.mobilenetv3 import InvertedResidual, _mobilenet_v3_conf
 from torchvision.ops.misc import Conv2dNormActivation
 
 from .base import Backbone
-from .registry import register_backbone
+from .registry import BACKBONES
 
 VARIANTS = ("small", "large")
 
 
-@register_backbone("mobilenetv3")
+@BACKBONES.register("mobilenetv3")
 class MobileNetV3(Backbone):
     """MobileNetV3 feature extractor (stem + inverted-residual stages).
 

@@ -11,10 +11,10 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from .base import Backbone
-from .registry import register_backbone
+from .registry import BACKBONES
 
 
-@register_backbone("resnet18")
+@BACKBONES.register("resnet18")
 class ResNet18(Backbone):
     """ResNet-18: stem + four stages of two basic blocks, widths ``width * (1, 2, 4, 8)``.
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..utils import reachable
 from .base import AttentionFactory, Backbone
-from .registry import register_backbone
+from .registry import BACKBONES
 
 
 def close_model_names(name: str, n: int = 6) -> list[str]:
@@ -31,7 +31,7 @@ class _ThenAttention(nn.Sequential):
     """A timm stage followed by an attention block: later stages and the feature map both see its output."""
 
 
-@register_backbone("timm")
+@BACKBONES.register("timm")
 class TimmBackbone(Backbone):
     """A timm model built with ``features_only=True`` (randomly initialised unless ``pretrained``).
 

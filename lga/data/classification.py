@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from ..utils import reachable
 from .idx import DatasetFileError, check_finite, check_labels, read_idx
+from .registry import DATASETS
 
 RESIZE_MODES = ("pad", "resize")
 # training-time augmentation (dataset.augment): none, or pad-and-crop plus a horizontal flip (pad_crop_flip)
@@ -58,6 +59,7 @@ def training_loader(
     )
 
 
+@DATASETS.register("idx_classification")
 class IDXClassificationDataModule(L.LightningDataModule):
     """Train / validation / test splits from four IDX files, kept in memory as uint8.
 

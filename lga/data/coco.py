@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, check_box, target
+from .registry import DATASETS
 
 
 def read_coco(annotation_file: str | Path, image_dir: str | Path) -> tuple[list[str], list[AnnotatedImage]]:
@@ -68,6 +69,7 @@ def read_coco(annotation_file: str | Path, image_dir: str | Path) -> tuple[list[
     return names, records
 
 
+@DATASETS.register("coco")
 class COCODataModule(DetectionDataModule):
     """Detection data in COCO format: one annotation file and one image folder per split.
 

@@ -28,6 +28,7 @@ from torchvision.io import ImageReadMode, decode_image
 
 from .detection import SPLITS, AnnotationError, DetectionDataModule, DetectionDataset
 from .idx import DatasetFileError
+from .registry import DATASETS
 from .voc import read_voc_xml
 
 NEON_WHEEL = "deepforest==2.1.0"
@@ -170,6 +171,7 @@ def channel_stats(images: Sequence[torch.Tensor]) -> tuple[list[float], list[flo
     return pixels.mean(1).tolist(), pixels.std(1).tolist()
 
 
+@DATASETS.register("neon_trees")
 class NEONTreesDataModule(DetectionDataModule):
     """Tree-crown detection on NEON aerial tiles (see the module's docstring).
 

@@ -22,6 +22,7 @@ from torchvision.ops import box_iou
 
 from .classification import IDXClassificationDataModule
 from .detection import SPLITS, DetectionDataModule, DetectionDataset, target
+from .registry import DATASETS
 
 DIGIT_NAMES = [str(d) for d in range(10)]
 
@@ -119,6 +120,7 @@ def generate(
     return canvases.round().clamp(0, 255).to(torch.uint8), targets
 
 
+@DATASETS.register("tiny_objects")
 class TinyObjectsDataModule(DetectionDataModule):
     """Synthetic small-object detection canvases from an IDX classification set.
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, check_box, target
+from .registry import DATASETS
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -66,6 +67,7 @@ def read_voc_split(root: str | Path, split: str, class_names: Sequence[str] = VO
     return records
 
 
+@DATASETS.register("voc")
 class VOCDataModule(DetectionDataModule):
     """Detection data in Pascal VOC layout.
 

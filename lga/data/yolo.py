@@ -12,6 +12,7 @@ import yaml
 from PIL import Image
 
 from .detection import AnnotatedImage, AnnotationError, DetectionDataModule, target
+from .registry import DATASETS
 
 IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
 TOLERANCE = 0.01  # normalised coordinates this far outside [0, 1] are rounding, and clipped
@@ -124,6 +125,7 @@ def read_yolo_split(sources: list[Path], num_classes: int) -> list[AnnotatedImag
     return records
 
 
+@DATASETS.register("yolo")
 class YOLODataModule(DetectionDataModule):
     """Detection data in YOLO format, described by an Ultralytics dataset yaml.
 

@@ -1,6 +1,6 @@
 """LightningModules, heads and necks."""
 
-from .base import TASK_MODULES, TaskModule
+from .base import MODELS, TaskModule
 from .classification import ClassificationModule
 from .cost import count_flops, count_params
 from .detection import DetectionModule, build_detector
@@ -8,6 +8,6 @@ from .heads import ClassificationHead
 from .necks import BackboneWithFPN
 
 __all__ = [
-    "TASK_MODULES", "BackboneWithFPN", "ClassificationHead", "ClassificationModule", "DetectionModule", "TaskModule",
+    "MODELS", "BackboneWithFPN", "ClassificationHead", "ClassificationModule", "DetectionModule", "TaskModule",
     "build_detector", "count_flops", "count_params",
 ]  # fmt: skip

@@ -10,12 +10,16 @@ import torch
 from torch.optim import Optimizer
 from torchmetrics import SumMetric
 
-# task -> its LightningModule (every TaskModule subclass that sets ``task``), for the config schemas
-TASK_MODULES: dict[str, type["TaskModule"]] = {}
+from ..registry import Registry
+
+# task -> its LightningModule; the run adds the backbone, the optimiser, the schedule, and what the data
+# decides (each class's ``data_options_names``)
+MODELS = Registry("model", partial=True, filled=("backbone", "optimizer", "scheduler"), convert=True)
 
 
 class TaskModule(L.LightningModule):
-    """Base of lga's LightningModules; a new task is a subclass (and a yaml in ``conf/model``).
+    """Base of lga's LightningModules; a new task is a subclass registered with
+    ``@MODELS.register("<task>")`` (and a yaml in ``conf/model``).
 
     Subclasses set ``task`` (matched against the datamodule's ``task``), ``monitor`` (the
     validation metric, higher is better, that picks the best checkpoint) and
@@ -34,11 +38,6 @@ class TaskModule(L.LightningModule):
     monitor: str
     cost: dict[str, int]
     data_options_names: tuple[str, ...] = ("num_classes", "input_shape")
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "task" in vars(cls):
-            TASK_MODULES[cls.task] = cls
 
     def __init__(
         self,

@@ -10,13 +10,14 @@ from torch import nn
 from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
-from .base import TaskModule
+from .base import MODELS, TaskModule
 from .cost import count_flops, count_params
 from .heads import ClassificationHead
 
 SPLITS = ("train", "val", "test")
 
 
+@MODELS.register("classification")
 class ClassificationModule(TaskModule):
     """Backbone -> (attention inside the backbone) -> classification head, cross-entropy.
 

@@ -15,7 +15,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.retinanet import RetinaNetHead
 
-from .base import TaskModule
+from .base import MODELS, TaskModule
 from .cost import count_flops, count_params
 from .necks import BackboneWithFPN
 
@@ -87,6 +87,7 @@ def build_detector(
     return RetinaNet(neck, num_classes, anchor_generator=anchors, head=head, **common)
 
 
+@MODELS.register("detection")
 class DetectionModule(TaskModule):
     """Backbone (attention inside) -> FPN -> FCOS / RetinaNet head, torchvision's losses.
 
