@@ -218,7 +218,7 @@ def test_the_text_against_the_released_code_is_paired_by_seed_and_matches_scipy(
     # declared, not run here: the row says so instead of a verdict
     assert _row(markdown, "| text_vs_code | mnist_5k | lga_released vs lga |")[5:7] == [
         "",
-        "no test: no paired seeds (a cell has none that learned)",
+        "no test: no paired seeds (a cell has no run that learned, or none yet)",
     ]
 
 

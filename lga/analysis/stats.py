@@ -153,7 +153,9 @@ def verdict(row: Mapping[str, Any], family: str, sizes: Mapping[str, int], highe
     row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
     m, n = f"{row['margin']:g}", int(row["n"])
     if row.get("p_t_holm") is None:
-        why = {0: "no paired seeds (a cell has none that learned)", 1: "1 paired seed"}.get(n, "no spread in the pairs")
+        why = {0: "no paired seeds (a cell has no run that learned, or none yet)", 1: "1 paired seed"}.get(
+            n, "no spread in the pairs"
+        )
         return "", f"no test: {why}", ""
 
     def why(test: str, label: str) -> str:

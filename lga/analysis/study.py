@@ -205,7 +205,7 @@ def headline_markdown(root: Path, link: str = ".") -> str:
                 f"seeds, **{r['verdict']}** ({r['reason']}{fragile})"
             )
         others = comparisons[comparisons.family != "primary"].verdict.value_counts()
-        counted = ", ".join(f"{n} {verdict}" for verdict, n in sorted(others.items()))
+        counted = ", ".join(f"{n} {verdict or 'without paired seeds yet'}" for verdict, n in sorted(others.items()))
         failed = [r for r in labelled(rows) if r["status"] in FAILED_TO_TRAIN]
         not_learned = f" {len(failed)} run(s) did not learn, left out as failures." if failed else ""
         lines.append(f"  - other declared comparisons: {counted}.{not_learned}")
