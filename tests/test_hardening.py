@@ -66,7 +66,7 @@ def test_two_processes_on_one_study_train_each_job_once(start_lga, tmp_path):
     procs = [start_lga("-m", "experiment=study_tiny", "logger=none") for _ in range(2)]
     logs = _wait_all(procs)
     assert [p.returncode for p in procs] == [0, 0], logs
-    trainings = sum(log.count("] - epoch 1/1 |") for log in logs)
+    trainings = sum(log.count("] epoch 1/1 |") for log in logs)
     assert trainings == 4, logs  # 2 blocks x 2 seeds, each trained once (8 before: every job twice)
     skipped = sum(log.count("being run by another process") + log.count("already in the study") for log in logs)
     assert skipped == 4, logs  # the other process's 4 jobs
@@ -116,8 +116,8 @@ def test_two_searches_on_one_storage_share_its_trials(start_lga, tmp_path):
         (t.number, t.state.name, t.params) for t in trials
     ]
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4  # no trial ran twice
-    trained = sum(log.count("] - epoch 1/1 |") for log in logs)
-    assert trained == 4 and all("] - epoch 1/1 |" in log for log in logs), logs  # both processes worked
+    trained = sum(log.count("] epoch 1/1 |") for log in logs)
+    assert trained == 4 and all("] epoch 1/1 |" in log for log in logs), logs  # both processes worked
     rows = _rows(sweep)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"ok"}
     best = (sweep / "optimization_results.yaml").read_text()
