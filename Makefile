@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 # torch/torchvision pinned to the CUDA wheels that run on CPU too; override for other builds
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install install-data install-browser install-neon lint test test-all study study-classification study-detection study-resolution study-seeds study-convergence study-report tune-compare slurm-up slurm-down clean
+.PHONY: install install-data install-browser install-neon lint test test-all study study-classification study-detection study-resolution study-seeds study-convergence study-neon study-report tune-compare slurm-up slurm-down clean
 
 install: install-data install-browser
 	$(PIP) install $(TORCH_SPEC)
@@ -68,7 +68,7 @@ test-all:
 # sitting stopped and a finished study only rewrites its report. Stages in priority order.
 STUDY_CLS = $(PYTHON) run.py -m experiment=study_classification
 
-study: study-classification study-detection study-resolution study-seeds study-convergence study-report
+study: study-classification study-detection study-resolution study-seeds study-convergence study-neon study-report
 
 study-classification:
 	$(STUDY_CLS)                                      # the paper's table + both LGAs, seeds 0-2
@@ -101,6 +101,10 @@ study-detection:
 # declared family `convergence` in conf/comparisons/classification.yaml): about 45 min a job on one thread
 study-convergence:
 	$(STUDY_CLS) attention=none,lga,lga_released seed=0,1,2 dataset.augment=pad_crop_flip trainer.max_epochs=30
+
+# real small objects (dataset=neon_trees, from `make install`): none, LGA and the baselines, 3 seeds
+study-neon:
+	$(PYTHON) run.py -m experiment=study_neon
 
 study-report:
 	$(PYTHON) -m lga.study --readme   # the reports, figures, and the README's headline table

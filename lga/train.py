@@ -127,9 +127,17 @@ def train(cfg: DictConfig, signals: StopSignals, axes: dict[str, Any]) -> dict[s
         "throughput": clock.summary(),
         "lga_weights": lga_weights or None,
         "threads": torch.get_num_threads(),
+        "device": _device_name(trainer.strategy.root_device),
         "resumed_from": str(Path(resume_from).relative_to(output_dir)) if resume_from else None,
         "monitor": model.monitor,
     }
+
+
+def _device_name(device: torch.device) -> str:
+    """``cpu``, or the accelerator's type and name (``cuda: NVIDIA H200``): compute is counted per device."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return device.type
 
 
 def _recorded_result(path: Path, identity: dict[str, Any]) -> RunRecord | None:

@@ -10,7 +10,8 @@ Schema versions:
    path (``study_dir=/...``), ``resumed_from`` an absolute path, no per-epoch history, and a
    job that never learned was ``ok``.
 2. location overrides left out, paths relative to the run directory, ``history`` (one row per
-   epoch), and the ``not_learned`` status (:func:`not_learned_reason`).
+   epoch), and the ``not_learned`` status (:func:`not_learned_reason`). Later, within version 2,
+   ``device`` (optional: a record without it trained on CPU).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class RunRecord:
     throughput: dict[str, float | None] | None = None
     lga_weights: list[dict[str, Any]] | None = None
     threads: int | None = None
+    # where it trained: "cpu", or the accelerator's name ("cuda: NVIDIA H200"); None in records
+    # written before lga recorded it, all of which trained on CPU
+    device: str | None = None
     resumed_from: str | None = None  # relative to the run directory
     tuned: dict[str, Any] | None = None  # the search whose best hyperparameters this job used
     schema_version: int = SCHEMA_VERSION

@@ -29,7 +29,7 @@ TASK_METRICS = {
 }  # fmt: skip
 METRIC_COLUMNS = [column for cols in TASK_METRICS.values() for column in cols]
 TAIL = [
-    "test_images", "params_M", "gflops", "train_time_s", "train_img_s", "eval_img_s", "step_ms", "wait_ms", "threads",
+    "test_images", "params_M", "gflops", "train_time_s", "train_img_s", "eval_img_s", "step_ms", "wait_ms", "threads", "device",
     "status", "error",
 ]  # fmt: skip
 
@@ -99,6 +99,7 @@ def result_row(record: RunRecord, job: str) -> dict[str, Any]:
         "step_ms": throughput.get("step_ms"),
         "wait_ms": throughput.get("data_wait_ms"),
         "threads": record.threads,
+        "device": record.device or "cpu",  # records from before the field all trained on CPU
         "status": record.status,
         "error": record.error or "",
     }

@@ -89,14 +89,21 @@ def distinct_metrics(rows: list[dict[str, Any]], metrics: Sequence[str]) -> tupl
 
 
 def _compute_line(rows: list[dict[str, Any]]) -> str:
-    """Training compute in core-hours: each trained job's training wall time times its threads, summed."""
+    """Training compute per device: CPU core-hours (each job's training wall time x its threads) and
+    accelerator-hours (training wall time) for jobs that trained on a GPU."""
     trained = [r for r in rows if r["status"] == "ok" or r["status"] in FAILED_TO_TRAIN]
-    core_s = sum((r["train_time_s"] or 0) * (r["threads"] or 1) for r in trained)
-    threads = sorted({r["threads"] for r in trained if r["threads"] is not None})
-    return (
-        f"{len(trained)} jobs trained to their end, {core_s / 3600:.2f} CPU core-hours of training (each job's "
-        f"training wall time x its threads, {'/'.join(map(str, threads))} per job; validation and test not counted)."
-    )
+    on_cpu = [r for r in trained if r["device"] == "cpu"]
+    core_s = sum((r["train_time_s"] or 0) * (r["threads"] or 1) for r in on_cpu)
+    threads = sorted({r["threads"] for r in on_cpu if r["threads"] is not None})
+    parts = [
+        f"{len(on_cpu)} on CPU, {core_s / 3600:.2f} core-hours (each job's training wall time x its threads, "
+        f"{'/'.join(map(str, threads))} per job)"
+    ] if on_cpu else []
+    for device in sorted({r["device"] for r in trained} - {"cpu"}):
+        jobs = [r for r in trained if r["device"] == device]
+        hours = sum(r["train_time_s"] or 0 for r in jobs) / 3600
+        parts.append(f"{len(jobs)} on {device}, {hours:.2f} device-hours of training wall time")
+    return f"{len(trained)} jobs trained to their end: {'; '.join(parts)}. Validation and test not counted."
 
 
 def metric_section(name: str, rows, comparisons, metric: str, figure_dir: Path, headline: bool) -> list[str]:
