@@ -29,8 +29,8 @@ TASK_METRICS = {
 }  # fmt: skip
 METRIC_COLUMNS = [column for cols in TASK_METRICS.values() for column in cols]
 TAIL = [
-    "test_images", "params_M", "gflops", "train_time_s", "train_img_s", "eval_img_s", "step_ms", "wait_ms", "threads", "device",
-    "status", "error",
+    "test_images", "params_M", "gflops", "train_time_s", "train_img_s", "eval_img_s", "step_ms", "wait_ms", "threads",
+    "device", "status", "error",
 ]  # fmt: skip
 
 

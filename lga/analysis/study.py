@@ -95,10 +95,12 @@ def _compute_line(rows: list[dict[str, Any]]) -> str:
     on_cpu = [r for r in trained if r["device"] == "cpu"]
     core_s = sum((r["train_time_s"] or 0) * (r["threads"] or 1) for r in on_cpu)
     threads = sorted({r["threads"] for r in on_cpu if r["threads"] is not None})
-    parts = [
-        f"{len(on_cpu)} on CPU, {core_s / 3600:.2f} core-hours (each job's training wall time x its threads, "
-        f"{'/'.join(map(str, threads))} per job)"
-    ] if on_cpu else []
+    parts = []
+    if on_cpu:
+        parts.append(
+            f"{len(on_cpu)} on CPU, {core_s / 3600:.2f} core-hours (each job's training wall time x its threads, "
+            f"{'/'.join(map(str, threads))} per job)"
+        )
     for device in sorted({r["device"] for r in trained} - {"cpu"}):
         jobs = [r for r in trained if r["device"] == device]
         hours = sum(r["train_time_s"] or 0 for r in jobs) / 3600
