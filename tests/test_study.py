@@ -306,3 +306,31 @@ def test_a_report_without_history_has_no_convergence_section_and_rerunning_rewri
     write_study_report(study)
     assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("*")) if p.is_file()} == first
     assert str(tmp_path) not in (tmp_path / "classification.md").read_text()
+
+
+def test_the_confirmatory_script_on_every_seed_is_the_study_and_on_new_seeds_a_subset():
+    """experiments/confirm_new_seeds.py reads the committed records as the study does: on every seed, its
+    comparisons are the study's rows (same pairs, difference, interval, raw tests); on the later seeds, fewer
+    pairs of the same cells."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("confirm", REPO_ROOT / "experiments" / "confirm_new_seeds.py")
+    confirm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(confirm)
+    rows = confirm.confirmations()
+    study_metric = {"classification": ("test_top1", "fashion"), "detection": ("test_map50", "tiny_objects")}
+    checked = 0
+    for study, *_ in confirm.CONFIRMATIONS:
+        metric, dataset = study_metric[study]
+        table = pd.read_csv(COMMITTED / study / "comparisons.csv")
+        table = table[(table["metric"] == metric) & (table["dataset"] == dataset)].set_index("comparison")
+        ours = rows[rows["family"].str.startswith(f"{study} ")]
+        for _, row in ours[ours["family"].str.endswith("every seed")].iterrows():
+            theirs = table.loc[row["comparison"]]
+            assert row["n"] == theirs["n"], row["comparison"]
+            for column in ("diff", "ci_low", "ci_high", "p_t", "p_sign_flip", "p_not_better", "p_not_worse"):
+                assert row[column] == pytest.approx(theirs[column], rel=1e-4, abs=1e-6), (row["comparison"], column)
+            later = ours[~ours["family"].str.endswith("every seed") & (ours["comparison"] == row["comparison"])]
+            assert len(later) == 1 and 2 <= later["n"].iloc[0] < row["n"], row["comparison"]
+            checked += 1
+    assert checked == 6  # 2 Fashion-MNIST, 4 tiny_objects comparisons
