@@ -16,6 +16,7 @@ from lga.analysis.stats import (
     judge,
     mean_interval,
     minimal_detectable_effect,
+    p_text,
     seeds_needed,
     sign_flip_p,
 )
@@ -164,39 +165,93 @@ VERDICT_CASES = {
     "better": [1.0, 1.1, 0.9, 1.05, 0.95],
     "worse": [-1.0, -1.1, -0.9, -1.05, -0.95],
     "equivalent within ±0.1": [0.01, -0.01, 0.0, 0.02, -0.02],
-    "not better by 0.1": [-0.2, 0.1, -0.15, 0.05, -0.1],
-    "not worse by 0.1": [0.2, -0.1, 0.15, -0.05, 0.1],
+    "not better by 0.1": [-0.2, 0.05, -0.15, 0.0, -0.1],
+    "not worse by 0.1": [0.2, -0.05, 0.15, 0.0, 0.1],
     "inconclusive": [0.5, -0.4, 0.3, -0.6, 0.2],
 }
+
+
+def _brute_force_one_sided(differences, alternative):
+    """Share of the 2^n sign vectors whose mean is at or beyond the observed one in the alternative's direction."""
+    observed = np.mean(differences)
+    means = [np.mean(np.multiply(signs, differences)) for signs in itertools.product((1, -1), repeat=len(differences))]
+    beyond = [m <= observed + 1e-12 if alternative == "less" else m >= observed - 1e-12 for m in means]
+    return np.mean(beyond)
+
+
+@pytest.mark.parametrize("higher_is_better", [True, False])
+def test_the_one_sided_sign_flip_tests_run_against_the_shifted_differences(higher_is_better):
+    rng = np.random.default_rng(7)
+    differences, margin = rng.normal(0.05, 0.1, 6), 0.1
+    treated, baseline = _pairs(differences, base=[90.0] * 6)
+    result = compare(treated, baseline, margin=margin, higher_is_better=higher_is_better)
+    better = 1 if higher_is_better else -1
+    less, more = ("less", "greater") if higher_is_better else ("greater", "less")
+    assert result["p_sign_flip_not_better"] == pytest.approx(
+        _brute_force_one_sided(differences - better * margin, less)
+    )
+    assert result["p_sign_flip_not_worse"] == pytest.approx(_brute_force_one_sided(differences + better * margin, more))
 
 
 @pytest.mark.parametrize("word, differences", VERDICT_CASES.items())
 def test_every_verdict_word_and_its_reason(word, differences):
     treated, baseline = _pairs(differences)
-    row = judge(pd.DataFrame([{**compare(treated, baseline, margin=0.1), "family": "primary"}])).iloc[0]
+    result = compare(treated, baseline, margin=0.1)
+    row = judge(pd.DataFrame([{**result, "family": "primary"}])).iloc[0]
     assert row.verdict == word
     test = {"better": "paired t", "worse": "paired t", "equivalent within ±0.1": "TOST ±0.1"}.get(word, "one-sided t")
     if word == "inconclusive":
         assert row.reason.startswith("paired t Holm p") and "seeds would settle ±0.1" in row.reason
     else:
-        assert row.reason.startswith(test) and row.reason.endswith("over 1 in family primary")
-    # five seeds all one way: the sign-flip test reaches 0.0625 at best, so a difference is always fragile
-    assert row.robustness == ("fragile: sign-flip p 0.0625" if word in ("better", "worse") else "")
+        assert row.reason.startswith(test) and row.reason.endswith("over 3 tests in family primary")
+    # the sign-flip test that backs each word: two-sided for better / worse (five seeds all one way reach
+    # 0.0625 at best, so those are always fragile), one-sided against the margin for the others
+    backing = {
+        "better": ["p_sign_flip"], "worse": ["p_sign_flip"], "not better by 0.1": ["p_sign_flip_not_better"],
+        "not worse by 0.1": ["p_sign_flip_not_worse"],
+        "equivalent within ±0.1": ["p_sign_flip_not_better", "p_sign_flip_not_worse"], "inconclusive": [],
+    }[word]  # fmt: skip
+    worst = max((result[t] for t in backing), default=0.0)
+    assert row.robustness == (f"fragile: sign-flip p {p_text(worst)}" if worst >= 0.05 else "")
+    if word in ("better", "worse"):
+        assert row.robustness == "fragile: sign-flip p 0.0625"
 
 
-def test_holm_runs_within_a_family_and_per_kind_of_test():
-    """The same comparison is `better` alone, but not among three that went nowhere; another family is apart."""
+def test_holm_runs_over_every_test_of_a_family_at_once():
+    """The same comparison is `better` alone, but not among three that went nowhere; another family is apart.
+    Holm runs over the paired t and both one-sided tests of every comparison of the family together."""
     treated, baseline = _pairs([0.30, 0.10, 0.25, 0.35, 0.05])
     alone = compare(treated, baseline, margin=0.1)
-    assert 0.0125 < alone["p_t"] < 0.05
+    assert 0.05 / 9 < alone["p_t"] < 0.05
     noise = [compare(*_pairs(d), margin=0.1) for d in (VERDICT_CASES["inconclusive"], [0.4, -0.5, 0.2, -0.1, 0.3])]
     frame = pd.DataFrame([{**alone, "family": "a"}, *({**n, "family": "b"} for n in noise), {**alone, "family": "b"}])
     judged = judge(frame)
-    assert judged.verdict[0] == "better" and judged.p_t_holm[0] == pytest.approx(alone["p_t"])
-    family_b = [r.p_t for r in frame.itertuples() if r.family == "b"]
-    assert list(judged.p_t_holm[1:]) == pytest.approx(list(multipletests(family_b, method="holm")[1]))
-    assert judged.verdict[3] != "better" and "over 3 in family b" in judged.reason[3]
-    assert list(judged.p_tost_holm[1:]) == pytest.approx(list(multipletests(frame.p_tost[1:], method="holm")[1]))
+    tests = ["p_t", "p_not_better", "p_not_worse"]
+    family_a = multipletests([alone[t] for t in tests], method="holm")[1]
+    assert judged.verdict[0] == "better" and judged.p_t_holm[0] == pytest.approx(family_a[0])
+    family_b = multipletests(
+        [getattr(r, t) for r in frame.itertuples() if r.family == "b" for t in tests], method="holm"
+    )[1]
+    got_b = [judged.at[i, f"{t}_holm"] for i in (1, 2, 3) for t in tests]
+    assert got_b == pytest.approx(list(family_b))
+    assert judged.verdict[3] != "better" and "over 9 tests in family b" in judged.reason[3]
+    # equivalence (TOST) holds when both one-sided tests reject: its Holm p is the larger of theirs
+    for i in range(4):
+        assert judged.p_tost_holm[i] == max(judged.p_not_better_holm[i], judged.p_not_worse_holm[i])
+
+
+def test_a_declared_comparison_without_records_keeps_its_place_in_the_family():
+    """A comparison with no paired seeds yet counts as three tests that did not reject (p = 1): the other
+    comparison's correction is the one the full family will have, and no verdict is given to the empty one."""
+    treated, baseline = _pairs([0.30, 0.10, 0.25, 0.35, 0.05])
+    full = compare(treated, baseline, margin=0.1)
+    empty = compare({}, {0: 90.0}, margin=0.1)
+    judged = judge(pd.DataFrame([{**full, "family": "a"}, {**empty, "family": "a"}]))
+    tests = ["p_t", "p_not_better", "p_not_worse"]
+    expected = multipletests([full[t] for t in tests] + [1.0] * 3, method="holm")[1]
+    assert [judged.at[0, f"{t}_holm"] for t in tests] == pytest.approx(list(expected[:3]))
+    assert judged.p_t_holm[1] is None and judged.verdict[1] == "" and judged.reason[1].startswith("no test")
+    assert "over 6 tests in family a" in judged.reason[0]
 
 
 def test_an_exploratory_comparison_gets_raw_p_and_no_verdict():

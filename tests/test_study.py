@@ -135,7 +135,14 @@ def test_study_report_statistics_match_scipy(tmp_path):
     write_study_report(study, declarations=declared)
     markdown = (tmp_path / "classification.md").read_text()
     tests = {a: stats.ttest_rel(v, base) for a, v in treated.items()}
-    adjusted = multipletests([tests["lga"].pvalue, tests["se"].pvalue], method="holm")[1]
+    # Holm over every test of the family: each comparison's paired t and its two one-sided tests at the margin
+    family = [
+        p
+        for v in treated.values()
+        for p in (stats.ttest_rel(v, base).pvalue, stats.ttest_rel(v, np.add(base, 0.2), alternative="less").pvalue,
+                  stats.ttest_rel(v, np.subtract(base, 0.2), alternative="greater").pvalue)
+    ]  # fmt: skip
+    adjusted = multipletests(family, method="holm")[1][::3]
     for (attention, test), p_holm in zip(tests.items(), adjusted):
         interval = test.confidence_interval(0.95)
         diff = np.mean(np.subtract(treated[attention], base))
@@ -308,29 +315,17 @@ def test_a_report_without_history_has_no_convergence_section_and_rerunning_rewri
     assert str(tmp_path) not in (tmp_path / "classification.md").read_text()
 
 
-def test_the_confirmatory_script_on_every_seed_is_the_study_and_on_new_seeds_a_subset():
-    """experiments/confirm_new_seeds.py reads the committed records as the study does: on every seed, its
-    comparisons are the study's rows (same pairs, difference, interval, raw tests); on the later seeds, fewer
-    pairs of the same cells."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("confirm", REPO_ROOT / "experiments" / "confirm_new_seeds.py")
-    confirm = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(confirm)
-    rows = confirm.confirmations()
-    study_metric = {"classification": ("test_top1", "fashion"), "detection": ("test_map50", "tiny_objects")}
-    checked = 0
-    for study, *_ in confirm.CONFIRMATIONS:
-        metric, dataset = study_metric[study]
-        table = pd.read_csv(COMMITTED / study / "comparisons.csv")
-        table = table[(table["metric"] == metric) & (table["dataset"] == dataset)].set_index("comparison")
-        ours = rows[rows["family"].str.startswith(f"{study} ")]
-        for _, row in ours[ours["family"].str.endswith("every seed")].iterrows():
-            theirs = table.loc[row["comparison"]]
-            assert row["n"] == theirs["n"], row["comparison"]
-            for column in ("diff", "ci_low", "ci_high", "p_t", "p_sign_flip", "p_not_better", "p_not_worse"):
-                assert row[column] == pytest.approx(theirs[column], rel=1e-4, abs=1e-6), (row["comparison"], column)
-            later = ours[~ours["family"].str.endswith("every seed") & (ours["comparison"] == row["comparison"])]
-            assert len(later) == 1 and 2 <= later["n"].iloc[0] < row["n"], row["comparison"]
-            checked += 1
-    assert checked == 6  # 2 Fashion-MNIST, 4 tiny_objects comparisons
+def test_a_family_declared_on_later_seeds_is_tested_on_those_seeds_only():
+    """`first_seed: 3` in the committed detection declarations: its rows pair only seeds 3 and up of the jobs
+    that learned (scipy's paired t on them), while the same pair in the primary family pairs every seed."""
+    jobs = pd.read_csv(COMMITTED / "detection" / "jobs.csv")
+    learned = jobs[(jobs["status"] == "ok") & ~jobs["job"].str.contains("--")]  # plain cells: no variant
+    by_seed = {a: dict(zip(g["seed"], g["test_map50"])) for a, g in learned.groupby("attention")}
+    table = pd.read_csv(COMMITTED / "detection" / "comparisons.csv")
+    table = table[table["metric"] == "test_map50"].set_index(["family", "comparison"])
+    seeds = sorted(s for s in by_seed["lga"].keys() & by_seed["none"].keys() if s >= 3)
+    later = table.loc[("primary_new_seeds", "lga vs none")]
+    test = stats.ttest_rel([by_seed["lga"][s] for s in seeds], [by_seed["none"][s] for s in seeds])
+    assert later["n"] == len(seeds) < table.loc[("primary", "lga vs none")]["n"]
+    assert later["p_t"] == pytest.approx(test.pvalue, rel=1e-4)
+    assert "tests in family primary_new_seeds" in later["reason"]

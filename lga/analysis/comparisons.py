@@ -32,6 +32,7 @@ class Comparison:
     treated: tuple[str, ...]  # one cell, or two: the first minus the second, paired by seed
     baseline: tuple[str, ...]
     exploratory: bool = False
+    first_seed: int | None = None  # only seeds from this one on: a family declared to be tested on later seeds
 
     @property
     def name(self) -> str:
@@ -61,7 +62,7 @@ def _side(text: str) -> tuple[str, ...]:
     return cells
 
 
-def parse_comparison(entry: Any, family: str, exploratory: bool) -> Comparison:
+def parse_comparison(entry: Any, family: str, exploratory: bool, first_seed: int | None = None) -> Comparison:
     """``{dataset: "treated vs baseline"}`` (or the string ``"dataset: treated vs baseline"``)."""
     if isinstance(entry, dict) and len(entry) == 1:
         ((dataset, text),) = entry.items()
@@ -72,7 +73,7 @@ def parse_comparison(entry: Any, family: str, exploratory: bool) -> Comparison:
     if not isinstance(text, str) or text.count(" vs ") != 1:
         raise ValueError(f"{entry!r}: expected one ` vs ` between the treated side and the baseline")
     treated, baseline = text.split(" vs ")
-    return Comparison(family, str(dataset), _side(treated), _side(baseline), exploratory)
+    return Comparison(family, str(dataset), _side(treated), _side(baseline), exploratory, first_seed)
 
 
 def load_declarations(path: str | Path) -> Declarations:
@@ -86,7 +87,10 @@ def load_declarations(path: str | Path) -> Declarations:
         for name, family in (spec.get("families") or {}).items():
             families[name] = str(family.get("about", ""))
             exploratory = bool(family.get("exploratory", False))
-            comparisons += [parse_comparison(e, name, exploratory) for e in family.get("compare") or []]
+            first_seed = family.get("first_seed")
+            if first_seed is not None and (isinstance(first_seed, bool) or not isinstance(first_seed, int)):
+                raise ValueError(f"family {name}: first_seed must be a seed number, got {first_seed!r}")
+            comparisons += [parse_comparison(e, name, exploratory, first_seed) for e in family.get("compare") or []]
     except (OSError, yaml.YAMLError, ValueError, AttributeError, TypeError) as error:
         raise SystemExit(f"error: {source}: {error}") from None
     return Declarations(margins, families, tuple(comparisons), source)
@@ -141,6 +145,8 @@ def evaluate(
         values = cell_values(rows, metric)
         for c in declarations.comparisons:
             treated, baseline = _values(values, c.dataset, c.treated), _values(values, c.dataset, c.baseline)
+            if c.first_seed is not None:
+                treated = {s: v for s, v in treated.items() if s >= c.first_seed}
             records.append({
                 "metric": metric, "family": c.family, "exploratory": c.exploratory, "dataset": c.dataset,
                 "comparison": c.name, **compare(treated, baseline, declarations.margin(metric), higher_is_better),
@@ -159,5 +165,7 @@ def declarations_markdown(declarations: Declarations, metrics: Iterable[str]) ->
     for name, about in declarations.families.items():
         members = [c for c in declarations.comparisons if c.family == name]
         kind = " (exploratory: raw p, no verdict)" if members and members[0].exploratory else ""
-        lines.append(f"- **{name}**{kind}: {about} ({len(members)} comparisons)")
+        first_seed = members[0].first_seed if members else None
+        seeds = f", on seeds {first_seed} and up only" if first_seed is not None else ""
+        lines.append(f"- **{name}**{kind}: {about} ({len(members)} comparisons{seeds})")
     return "\n".join(lines)

@@ -4,15 +4,21 @@ A comparison pairs a treated cell with a baseline cell on the seeds both ran (sa
 initialisation and options), so what a seed does to both cancels. Everything is scipy or statsmodels:
 
 - the mean difference, its 95% t interval and the two-sided paired t-test (scipy ``ttest_rel``);
-- the sign-flip permutation test (scipy ``permutation_test``), exact over all 2^n sign vectors: it
-  assumes no normality, and its smallest two-sided p is 2 / 2^n (0.0625 at 5 seeds, 0.25 at 3), so a
-  t-test verdict it cannot back is flagged fragile;
+- the sign-flip permutation test (scipy ``permutation_test``), exact over all 2^n sign vectors up to 16
+  pairs (drawn beyond): it assumes no normality, and its smallest two-sided p is 2 / 2^n (0.0625 at 5
+  seeds, 0.25 at 3), so a verdict it cannot back is flagged fragile; for the one-sided verdicts it runs
+  one-sided on the differences shifted by the margin;
 - equivalence within ±margin (TOST, statsmodels ``ttost_paired``) and its two one-sided halves:
   not better by the margin (H0: the treated cell is better by m or more) and not worse by it;
 - power (statsmodels ``TTestPower``) at the observed sd of the differences: the smallest difference a
   paired t-test would detect with 80% power at this n, and the seeds the margin (or the observed
   difference) would need; planning numbers, as uncertain as an sd from a few seeds;
-- Holm's correction (statsmodels ``multipletests``) within a declared family, for each kind of test apart.
+- Holm's correction (statsmodels ``multipletests``) over every test of a declared family: the paired t and
+  both one-sided tests of each comparison, so that the family-wise error rate holds over all the verdict
+  words of the family, not only within one kind of test. A declared comparison without a test (no records
+  yet) counts as a test that did not reject (p = 1), so a family's correction does not shrink while it
+  waits for data. Equivalence (TOST) holds when both one-sided tests reject (intersection-union): its
+  Holm p is the larger of theirs.
 
 Higher is better unless told otherwise (top-1 and mAP are). numpy, scipy, statsmodels, pandas: no torch.
 """
@@ -33,11 +39,14 @@ ALPHA = 0.05
 POWER = 0.8
 # sign vectors the sign-flip test enumerates: all of them up to 16 seeds; beyond, this many drawn (seeded)
 SIGN_FLIP_RESAMPLES = 2**16
-# a comparison's tests, each Holm-corrected within its family apart from the others: the paired t-test,
-# TOST, non-superiority (H0: better by m or more), non-inferiority (H0: worse by m or more)
+# a comparison's tests: the paired t-test, TOST, non-superiority (H0: better by m or more), non-inferiority
+# (H0: worse by m or more); Holm runs over the FAMILY_TESTS of every comparison of a family (TOST follows)
 TESTS = ("p_t", "p_tost", "p_not_better", "p_not_worse")
+FAMILY_TESTS = ("p_t", "p_not_better", "p_not_worse")
+# exact sign-flip tests: two-sided against no difference, and one-sided against each margin
+SIGN_FLIP = ("p_sign_flip", "p_sign_flip_not_better", "p_sign_flip_not_worse")
 COLUMNS = [
-    "n", "diff", "sd", "ci_low", "ci_high", *TESTS, "p_sign_flip", "margin", "mde", "seeds_for_margin",
+    "n", "diff", "sd", "ci_low", "ci_high", *TESTS, *SIGN_FLIP, "margin", "mde", "seeds_for_margin",
     "seeds_for_diff",
 ]  # fmt: skip
 
@@ -58,15 +67,18 @@ def mean_interval(values: Sequence[float]) -> dict[str, float | None]:
     return out
 
 
-def sign_flip_p(treated: Sequence[float], baseline: Sequence[float]) -> float:
-    """Two-sided p of the paired sign-flip test on the mean difference (exact up to 16 pairs). The
-    differences are rounded to 1e-9 first: metrics kept to 2 decimals give exact ties (+0.10 and
-    -0.10), which float noise would otherwise break."""
-    differences = np.round(np.asarray(treated, float) - np.asarray(baseline, float), 9)
+def sign_flip_p(
+    treated: Sequence[float], baseline: Sequence[float], shift: float = 0.0, alternative: str = "two-sided"
+) -> float:
+    """p of the paired sign-flip test on the mean of (treated - baseline - ``shift``) (exact up to 16 pairs):
+    two-sided against 0, or one-sided (``alternative`` "less" / "greater": the mean is below / above
+    ``shift``). The differences are rounded to 1e-9 first: metrics kept to 2 decimals give exact ties
+    (+0.10 and -0.10), which float noise would otherwise break."""
+    differences = np.round(np.asarray(treated, float) - np.asarray(baseline, float) - shift, 9)
     result = stats.permutation_test(
         (differences, np.zeros_like(differences)),
         lambda x, y, axis: np.mean(x - y, axis=axis),
-        permutation_type="samples", vectorized=True, n_resamples=SIGN_FLIP_RESAMPLES, alternative="two-sided",
+        permutation_type="samples", vectorized=True, n_resamples=SIGN_FLIP_RESAMPLES, alternative=alternative,
         rng=np.random.default_rng(0),
     )  # fmt: skip
     return float(result.pvalue)
@@ -118,6 +130,8 @@ def compare(
     out.update(
         ci_low=float(interval.low), ci_high=float(interval.high), p_t=float(test.pvalue),
         p_sign_flip=sign_flip_p(t, b),
+        p_sign_flip_not_better=sign_flip_p(t, b, better * margin, less),
+        p_sign_flip_not_worse=sign_flip_p(t, b, -better * margin, more),
         p_tost=float(ttost_paired(t, b, -margin, margin)[0]),
         p_not_better=float(stats.ttest_rel(t, b + better * margin, alternative=less).pvalue),
         p_not_worse=float(stats.ttest_rel(t, b - better * margin, alternative=more).pvalue),
@@ -142,13 +156,14 @@ def p_text(p: float | None) -> str:
     return "" if p is None or math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.3g}"
 
 
-def verdict(row: Mapping[str, Any], family: str, sizes: Mapping[str, int], higher_is_better: bool = True):
+def verdict(row: Mapping[str, Any], family: str, size: int, higher_is_better: bool = True):
     """(verdict, reason, robustness) of one comparison from its Holm-adjusted p-values (``<test>_holm``).
 
     In order: better / worse when the paired t-test rejects no difference; equivalent within ±m when
-    TOST rejects a difference of m or more; not better by m / not worse by m when one one-sided test
-    does; inconclusive otherwise, with the seeds that would settle it. ``sizes``: tests per kind in the
-    family. A better / worse that the sign-flip test does not back (p >= 0.05) is flagged fragile.
+    both one-sided tests reject a difference of m or more (TOST); not better by m / not worse by m when
+    one of them does; inconclusive otherwise, with the seeds that would settle it. ``size``: the tests
+    Holm ran over in the family. A verdict that its exact sign-flip test (two-sided for better / worse,
+    one-sided against the margin for the others) does not back at p < 0.05 is flagged fragile.
     """
     row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
     m, n = f"{row['margin']:g}", int(row["n"])
@@ -159,30 +174,36 @@ def verdict(row: Mapping[str, Any], family: str, sizes: Mapping[str, int], highe
         return "", f"no test: {why}", ""
 
     def why(test: str, label: str) -> str:
-        return f"{label}, Holm p {p_text(row[test + '_holm'])} over {sizes[test]} in family {family}"
+        return f"{label}, Holm p {p_text(row[test + '_holm'])} over {size} tests in family {family}"
+
+    def fragile(*tests: str) -> str:
+        worst = max(row[t] for t in tests)
+        return f"fragile: sign-flip p {p_text(worst)}" if worst >= ALPHA else ""
 
     if row["p_t_holm"] < ALPHA:
         gained = row["diff"] > 0 if higher_is_better else row["diff"] < 0
-        fragile = f"fragile: sign-flip p {p_text(row['p_sign_flip'])}" if row["p_sign_flip"] >= ALPHA else ""
-        return ("better" if gained else "worse"), why("p_t", "paired t"), fragile
+        return ("better" if gained else "worse"), why("p_t", "paired t"), fragile("p_sign_flip")
     if row["p_tost_holm"] < ALPHA:
-        return f"equivalent within ±{m}", why("p_tost", f"TOST ±{m}"), ""
+        robustness = fragile("p_sign_flip_not_better", "p_sign_flip_not_worse")
+        return f"equivalent within ±{m}", why("p_tost", f"TOST ±{m} (both one-sided t)"), robustness
     one_sided = [(row[f"{k}_holm"], k) for k in ("p_not_better", "p_not_worse") if row[f"{k}_holm"] < ALPHA]
     if one_sided:
         test = min(one_sided)[1]
         word = "not better" if test == "p_not_better" else "not worse"
         hypothesis = f"H0 {'better' if test == 'p_not_better' else 'worse'} by {m}+"
-        return f"{word} by {m}", why(test, f"one-sided t ({hypothesis})"), ""
-    tests = f"paired t Holm p {p_text(row['p_t_holm'])} and TOST Holm p {p_text(row['p_tost_holm'])}"
+        robustness = fragile(test.replace("p_", "p_sign_flip_", 1))
+        return f"{word} by {m}", why(test, f"one-sided t ({hypothesis})"), robustness
+    tests = f"paired t Holm p {p_text(row['p_t_holm'])}, TOST Holm p {p_text(row['p_tost_holm'])}"
     settle = f"; {int(row['seeds_for_margin'])} seeds would settle ±{m}" if row["seeds_for_margin"] else ""
-    return "inconclusive", f"{tests}, each over {sizes['p_t']} in family {family}{settle}", ""
+    return "inconclusive", f"{tests}, over {size} tests in family {family}{settle}", ""
 
 
 def judge(comparisons: pd.DataFrame, by: Sequence[str] = ("family",), higher_is_better: bool = True) -> pd.DataFrame:
     """``comparisons`` (rows of :func:`compare` plus ``family`` and the columns in ``by``) with
-    ``<test>_holm`` for each of :data:`TESTS`, Holm-corrected within each group of ``by``, and
-    ``verdict``, ``reason``, ``robustness``. Rows with a true ``exploratory`` column are no family's:
-    raw p only, no verdict word."""
+    ``<test>_holm`` for each of :data:`TESTS`, and ``verdict``, ``reason``, ``robustness``. Holm runs over
+    the :data:`FAMILY_TESTS` of every comparison in a group of ``by`` at once (a comparison without a
+    test counts as p = 1); TOST's Holm p is the larger of its two one-sided tests'. Rows with a true
+    ``exploratory`` column are no family's: raw p only, no verdict word."""
     out = comparisons.copy()
     exploratory = out["exploratory"].astype(bool) if "exploratory" in out else pd.Series(False, index=out.index)
     for test in TESTS:
@@ -190,12 +211,18 @@ def judge(comparisons: pd.DataFrame, by: Sequence[str] = ("family",), higher_is_
     out["verdict"], out["reason"], out["robustness"] = "", "exploratory: raw p, no verdict", ""
     declared = out[~exploratory]
     for _, group in declared.groupby(list(by), sort=False):
-        sizes = {}
-        for test in TESTS:
-            adjusted = holm([None if pd.isna(p) else p for p in group[test]])
-            out.loc[group.index, f"{test}_holm"] = pd.Series(adjusted, index=group.index, dtype=object)
-            sizes[test] = sum(p is not None for p in adjusted)
+        cells = [(index, test) for index in group.index for test in FAMILY_TESTS]
+        raw = [out.at[index, test] for index, test in cells]
+        tested = [p is not None and not pd.isna(p) for p in raw]
+        adjusted = holm([p if ok else 1.0 for p, ok in zip(raw, tested)])
+        for (index, test), p, ok in zip(cells, adjusted, tested):
+            out.at[index, f"{test}_holm"] = p if ok else None
+        for index in group.index:
+            halves = [out.at[index, f"{test}_holm"] for test in ("p_not_better", "p_not_worse")]
+            out.at[index, "p_tost_holm"] = None if None in halves else max(halves)
         for index in group.index:
             row = out.loc[index].to_dict()
-            out.loc[index, ["verdict", "reason", "robustness"]] = verdict(row, row["family"], sizes, higher_is_better)
+            out.loc[index, ["verdict", "reason", "robustness"]] = verdict(
+                row, row["family"], len(cells), higher_is_better
+            )
     return out

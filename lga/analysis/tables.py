@@ -90,11 +90,12 @@ def verdicts_markdown(comparisons: pd.DataFrame) -> str:
 
 
 def tests_markdown(comparisons: pd.DataFrame) -> str:
-    """Every p of every declared comparison, raw and Holm-adjusted within its family."""
+    """Every p of every declared comparison: raw, Holm-adjusted over its family's tests, and the exact
+    sign-flip tests that back each kind of verdict."""
     columns = ["family", "dataset", "comparison", "paired t", "Holm", "sign-flip", "TOST ±m", "Holm",
-               "not better by m", "Holm", "not worse by m", "Holm"]  # fmt: skip
+               "not better by m", "Holm", "sign-flip", "not worse by m", "Holm", "sign-flip"]  # fmt: skip
     tests = ["p_t", "p_t_holm", "p_sign_flip", "p_tost", "p_tost_holm", "p_not_better", "p_not_better_holm",
-             "p_not_worse", "p_not_worse_holm"]  # fmt: skip
+             "p_sign_flip_not_better", "p_not_worse", "p_not_worse_holm", "p_sign_flip_not_worse"]  # fmt: skip
     rows = [
         [r["family"], r["dataset"], r["comparison"], *(p_text(None if _missing(r[t]) else r[t]) for t in tests)]
         for _, r in declared(comparisons).iterrows()
@@ -150,17 +151,22 @@ def failures_markdown(rows: list[dict[str, Any]], metric: str) -> list[str]:
 METHODS = f"""\
 Each comparison is paired by seed: seed s of one cell against seed s of the other (same data order,
 initialisation and options), over the seeds both finished; `difference` is the mean of the paired
-differences with its 95% t interval. Only jobs that trained and learned enter; runs that did not learn
-are a failure rate of their cell, listed below. A verdict answers a declared comparison (see `Declared
-comparisons`), with Holm's correction within its family, each kind of test apart:
+differences with its 95% t interval (unadjusted: the verdicts come from the Holm-adjusted tests, so an
+interval that excludes 0 can go with a verdict other than better / worse). Only jobs that trained and
+learned enter; runs that did not learn are a failure rate of their cell, listed below. A verdict answers
+a declared comparison (see `Declared comparisons`), with Holm's correction over every test of its family
+at once (the paired t-test and both one-sided tests of each comparison, so the family-wise error rate
+holds over all its verdict words; a declared comparison without records counts as a test that did not
+reject):
 
 - **better** / **worse**: the two-sided paired t-test rejects no difference (Holm p < {ALPHA});
-- else **equivalent within ±m**: the equivalence test (TOST) rejects a difference of m or more;
+- else **equivalent within ±m**: both one-sided tests reject (TOST), a difference of m or more either way;
 - else **not better by m** / **not worse by m**: one one-sided t-test rejects a gain (a loss) of m or more;
 - else **inconclusive**, with the seeds a paired t-test would need to detect m with {POWER:.0%} power.
 
-`robustness`: a better / worse whose exact sign-flip test (no normality assumed) gives p >= {ALPHA} is
-**fragile**; with n seeds that test cannot go below 2/2^n (0.25 at 3 seeds, 0.0625 at 5). The power table
-says what each comparison could have seen: the smallest true difference a paired t-test detects with
-{POWER:.0%} power at its seeds and observed sd (a planning figure, as rough as an sd from a few seeds).
+`robustness`: a verdict whose exact sign-flip test (no normality assumed; two-sided against 0 for better /
+worse, one-sided against the margin for the others) gives p >= {ALPHA} is **fragile**; with n seeds that
+test cannot go below 2/2^n two-sided (0.25 at 3 seeds, 0.0625 at 5) or 1/2^n one-sided (0.125 at 3). The
+power table says what each comparison could have seen: the smallest true difference a paired t-test detects
+with {POWER:.0%} power at its seeds and observed sd (a planning figure, as rough as an sd from a few seeds).
 Exploratory comparisons (pairs no family declared) show raw p and no verdict word."""
