@@ -15,6 +15,7 @@ from lga.data import DatasetFileError, NEONTreesDataModule
 from lga.data.neon import (
     DEFAULT_SPLITS,
     NEON_IMAGES,
+    RandomViews,
     SourceImage,
     check_splits,
     orient,
@@ -131,6 +132,63 @@ def test_the_eight_orientations_move_boxes_with_their_pixels():
         assert boxes.tolist() == [[cols.min().item(), rows.min().item(), cols.max().item() + 1, rows.max().item() + 1]]
         seen.add(turned.numpy().tobytes())
     assert len(seen) == 8
+
+
+# -- random views --------------------------------------------------------------------------------
+def _one_box_source(box, size=600) -> SourceImage:
+    """A black square image with one white rectangle: its box is where its pixels are."""
+    pixels = torch.zeros(3, size, size, dtype=torch.uint8)
+    x0, y0, x1, y1 = box
+    pixels[:, y0:y1, x0:x1] = 255
+    return SourceImage("one-box", pixels, torch.tensor([box], dtype=torch.float32), torch.zeros(1, dtype=torch.int64))
+
+
+def test_random_views_move_boxes_with_their_pixels():
+    """At every scale, place and orientation a kept box is where its pixels went, to a pixel (the resize
+    blurs the edge); a box less than half in the window is dropped."""
+    views = RandomViews([_one_box_source([250, 270, 330, 310])], 200, 64, scale=1.5, color=0.0)
+    checked = dropped = 0
+    for seed in range(64):
+        torch.manual_seed(seed)
+        image, target = views[0]
+        assert image.shape == (3, 200, 200) and image.dtype == torch.uint8
+        white = (image[0] > 127).nonzero()
+        if not len(target["boxes"]):
+            dropped += 1
+            continue
+        rows, cols = white[:, 0], white[:, 1]
+        seen = torch.tensor([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1], dtype=torch.float32)
+        assert torch.allclose(target["boxes"][0], seen, atol=1.5), (seed, target["boxes"][0], seen)
+        checked += 1
+    assert checked > 10 and dropped > 5  # both cases were drawn
+
+
+def test_random_views_are_a_function_of_the_generator_state():
+    """Reseeding torch's generator replays the views (so a resumed run sees the same epoch); another seed
+    draws other views."""
+    views = RandomViews([_source([[10, 10, 40, 40]], height=300, width=300)], 100, 8)
+    torch.manual_seed(3)
+    first = [views[i] for i in range(4)]
+    torch.manual_seed(3)
+    again = [views[i] for i in range(4)]
+    torch.manual_seed(4)
+    other = views[0]
+    for (a, ta), (b, tb) in zip(first, again):
+        assert torch.equal(a, b) and torch.equal(ta["boxes"], tb["boxes"])
+    assert not torch.equal(first[0][0], other[0])
+
+
+def test_random_views_need_images_that_hold_the_largest_window(neon_root):
+    with pytest.raises(ValueError, match="at least 800 px.*dataset.train_views=tiles or a lower dataset.view_scale"):
+        NEONTreesDataModule(
+            name="neon_trees", files_dir=str(neon_root), train_views="random", image_size=400, view_scale=2.0,
+            splits={"train": ["OSBS_029"], "val": ["SOAP_061"], "test": [DEFAULT_SPLITS["test"][0]]},
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="train_views must be one of tiles, random"):
+        NEONTreesDataModule(name="neon_trees", files_dir=str(neon_root), train_views="crops")
+    dm = NEONTreesDataModule(name="neon_trees", files_dir=str(neon_root), train_views="random")
+    dm.setup()
+    assert isinstance(dm.data["train"], RandomViews) and len(dm.data["train"]) == 8 * 42
 
 
 def test_alive_and_dead_kept_apart_on_request(neon_root):

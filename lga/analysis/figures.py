@@ -37,11 +37,15 @@ def save(fig, path: Path, dpi: int = 110) -> None:
 
 
 def _limits(ax, values: list[float]) -> tuple[float, float]:
-    """Zoom to ``values`` (with 15% room), never to less than :data:`MIN_SPAN` points."""
+    """Zoom to ``values`` (with 15% room), never to less than :data:`MIN_SPAN` points, nor far past 100 when
+    every value is a percentage (a 99.4% top-1 on an axis to 102 reads as a scale that goes beyond 100)."""
     low, high = min(values), max(values)
     room = max(0.15 * (high - low), (MIN_SPAN - (high - low)) / 2)
-    ax.set_ylim(low - room, high + room)
-    return low - room, high + room
+    bottom, top = low - room, high + room
+    if high <= 100:
+        top = min(top, 100 + 0.03 * (top - bottom))
+    ax.set_ylim(bottom, top)
+    return bottom, top
 
 
 def plot_cells(cells: pd.DataFrame, values: dict, failed: dict, metric: str, path: Path, paper: bool = False) -> None:
@@ -71,8 +75,9 @@ def plot_cells(cells: pd.DataFrame, values: dict, failed: dict, metric: str, pat
             for seed, value in failed.get((dataset, r.cell), {}).items():
                 y = min(max(value, low), high)
                 ax.plot(x, y, "v" if value < low else "^" if value > high else "X", color="C3", zorder=4)
+                # written upwards from the marker: neighbouring cells' labels cannot overlap
                 ax.annotate(f"seed {seed} did not learn: {value:.1f}", (x, y), fontsize=6, color="C3",
-                            xytext=(4, 4), textcoords="offset points")  # fmt: skip
+                            xytext=(3, 6), textcoords="offset points", rotation=90, va="bottom")  # fmt: skip
         ax.set_xticks(range(len(rows)), [f"{c}\nn={n}" for c, n in zip(rows.cell, rows.n)], fontsize=7, rotation=40,
                       ha="right")  # fmt: skip
         ax.set_title(f"{dataset}: seeds (grey), mean ± 95% CI (blue), did not learn (red)", fontsize=9)
@@ -80,7 +85,7 @@ def plot_cells(cells: pd.DataFrame, values: dict, failed: dict, metric: str, pat
         ax_paper.set_visible(has_paper[dataset])
         if has_paper[dataset]:
             with_paper = rows[rows.paper.notna()].reset_index(drop=True)
-            ax_paper.plot(range(len(with_paper)), with_paper.paper, "x", color="C3")
+            ax_paper.plot(range(len(with_paper)), with_paper.paper, "x", color="0.2")  # not red: red is a failure
             ax_paper.set_xticks(range(len(with_paper)), with_paper.cell, fontsize=7, rotation=40, ha="right")
             ax_paper.set_title(f"the paper: {PAPER_DATA.get(dataset, '?')},\nsingle runs (its own axis)", fontsize=8)
             _limits(ax_paper, list(with_paper.paper))

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_image
+from torchvision.transforms.v2 import functional as TF
 
 from .detection import SPLITS, AnnotationError, DetectionDataModule, DetectionDataset
 from .idx import DatasetFileError
@@ -37,6 +39,8 @@ NEON_IMAGES = (YELL_LARGE, YELL_SMALL, "OSBS_029", "SOAP_061")
 DEFAULT_SPLITS = {"train": [YELL_LARGE], "val": ["OSBS_029", "SOAP_061"], "test": [YELL_SMALL]}
 # the labels in the files: SOAP_061 marks each crown Alive or Dead, the others Tree
 SOURCE_LABELS = ("Tree", "Alive", "Dead")
+# what the detector trains on: the fixed tiles, or windows drawn at random (RandomViews)
+TRAIN_VIEWS = ("tiles", "random")
 
 
 def install_hint(root: Path) -> str:
@@ -165,6 +169,81 @@ class EightOrientations(Dataset):
         return image, {"boxes": boxes, "labels": target["labels"]}
 
 
+def keep_visible(boxes: torch.Tensor, window: torch.Tensor, min_visible: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boxes (xyxy) clipped to ``window`` (x0, y0, x1, y1) and shifted to its origin, with the indices of those
+    that keep more than ``min_visible`` of their area inside it (the rule of :func:`tile_image`)."""
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    clipped = torch.maximum(torch.minimum(boxes, window[2:].repeat(2)), window[:2].repeat(2)) - window[:2].repeat(2)
+    visible = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1])
+    keep = (visible > min_visible * areas).nonzero()[:, 0]
+    return clipped[keep], keep
+
+
+class RandomViews(Dataset):
+    """Training views drawn at random from whole source images, a new set every epoch: a square window at a
+    random place (inside the image) and scale (side ``image_size`` x s, s log-uniform in [1/scale, scale]),
+    resized to ``image_size``; then one of the 8 orientations (:func:`orient`) if ``orientations``; then
+    brightness, contrast and saturation each times a factor uniform in [1 - color, 1 + color]. A box is kept,
+    clipped, when more than ``min_visible`` of it is in the window.
+
+    Unlike fixed tiles, a crown is never seen twice at the same place, size and light, which is what a
+    detector trained from scratch on a few hundred crowns memorises otherwise. Draws come from torch's
+    global generator, which lga reseeds from (seed, step) every epoch (lga.callbacks.EpochSeed): a resumed
+    run sees the views an uninterrupted one does (with ``num_workers`` 0, the default).
+    """
+
+    def __init__(
+        self, sources: Sequence[SourceImage], image_size: int, length: int, *, min_visible: float = 0.5,
+        scale: float = 1.5, color: float = 0.2, orientations: bool = True,
+    ) -> None:  # fmt: skip
+        check_views(sources, image_size, scale, color)
+        self.sources, self.image_size, self.length = list(sources), image_size, length
+        self.min_visible, self.scale, self.color, self.orientations = min_visible, scale, color, orientations
+        # a view lands in an image with a chance in proportion to its area
+        self.weights = torch.tensor([float(s.pixels.shape[1] * s.pixels.shape[2]) for s in self.sources])
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        source = self.sources[int(torch.multinomial(self.weights, 1))]
+        height, width = source.pixels.shape[1:]
+        log_scale = math.log(self.scale)
+        side = round(self.image_size * math.exp((2 * float(torch.rand(())) - 1) * log_scale))
+        left = int(torch.randint(0, width - side + 1, ()))
+        top = int(torch.randint(0, height - side + 1, ()))
+        pixels = source.pixels[:, top : top + side, left : left + side]
+        window = torch.tensor([left, top, left + side, top + side], dtype=torch.float32)
+        boxes, keep = keep_visible(source.boxes, window, self.min_visible)
+        if side != self.image_size:
+            resized = F.interpolate(pixels[None].float(), size=self.image_size, mode="bilinear", antialias=True)
+            pixels = resized[0].round().clamp(0, 255).to(torch.uint8)
+            boxes = boxes * (self.image_size / side)
+        if self.orientations:
+            pixels, boxes = orient(pixels, boxes, int(torch.randint(0, 8, ())))
+        if self.color:
+            low, high = 1 - self.color, 1 + self.color
+            for adjust in (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation):
+                pixels = adjust(pixels, float(torch.empty(()).uniform_(low, high)))
+        return pixels, {"boxes": boxes, "labels": source.labels[keep]}
+
+
+def check_views(sources: Sequence[SourceImage], image_size: int, scale: float, color: float) -> None:
+    """:class:`RandomViews`' options are in range and every image holds its largest window."""
+    if scale < 1:
+        raise ValueError(f"view_scale must be at least 1 (1: no rescaling), got {scale}")
+    if not 0 <= color < 1:
+        raise ValueError(f"color_jitter must be in [0, 1), got {color}")
+    largest = round(image_size * scale)
+    small = [s.name for s in sources if min(s.pixels.shape[1:]) < largest]
+    if small:
+        raise ValueError(
+            f"random views need training images at least {largest} px on each side (image_size x view_scale); "
+            f"{', '.join(small)} {'is' if len(small) == 1 else 'are'} smaller: set dataset.train_views=tiles "
+            "or a lower dataset.view_scale"
+        )
+
+
 def channel_stats(images: Sequence[torch.Tensor]) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of [0, 1] pixels over uint8 (3, H, W) images."""
     pixels = torch.cat([image.flatten(1) for image in images], dim=1).double() / 255.0
@@ -184,8 +263,14 @@ class NEONTreesDataModule(DetectionDataModule):
             small plots are one tile each, DeepForest's patch size).
         min_visible: the part of a box's area that must lie in a tile for the tile to keep
             it, clipped (see :func:`tile_image`); in [0.5, 1).
-        flip_rotate: train on every tile in its 8 orientations (:class:`EightOrientations`): an
-            epoch is 8 passes over the training tiles, each in another orientation.
+        flip_rotate: train in the 8 orientations: every tile in each (:class:`EightOrientations`: an
+            epoch is 8 passes over the training tiles, each in another orientation), or each random
+            view in one drawn at random.
+        train_views: ``tiles`` (the training images' fixed tiles) or ``random`` (:class:`RandomViews`:
+            windows drawn anew every epoch at a random place and scale, with colour jitter; as many
+            an epoch as the tiles in their 8 orientations).
+        view_scale, color_jitter: the random views' scale range [1/view_scale, view_scale] and colour
+            factor range [1 - color_jitter, 1 + color_jitter].
         single_class: one class, Tree (SOAP_061's Alive and Dead are trees); false keeps
             Tree, Alive and Dead apart (with the default split, Alive and Dead are only in
             validation).
@@ -202,6 +287,9 @@ class NEONTreesDataModule(DetectionDataModule):
         image_size: int = 400,
         min_visible: float = 0.5,
         flip_rotate: bool = True,
+        train_views: str = "tiles",
+        view_scale: float = 1.5,
+        color_jitter: float = 0.2,
         single_class: bool = True,
         in_chans: int = 3,
         mean: Sequence[float] | None = None,
@@ -216,10 +304,16 @@ class NEONTreesDataModule(DetectionDataModule):
         self.splits = {split: list(names) for split, names in (splits or DEFAULT_SPLITS).items()}
         check_splits(self.splits)
         self.class_names = ["Tree"] if single_class else list(SOURCE_LABELS)
+        if train_views not in TRAIN_VIEWS:
+            raise ValueError(f"train_views must be one of {', '.join(TRAIN_VIEWS)}, got {train_views!r}")
         self.min_visible, self.flip_rotate = min_visible, flip_rotate
-        if mean is None or std is None:
+        self.train_views, self.view_scale, self.color_jitter = train_views, view_scale, color_jitter
+        if mean is None or std is None or train_views == "random":
             # the detector is built, with these, before setup(): the training images are read here too
-            train_mean, train_std = channel_stats([self._read(name).pixels for name in self.splits["train"]])
+            training = [self._read(name) for name in self.splits["train"]]
+            if train_views == "random":
+                check_views(training, image_size, view_scale, color_jitter)
+            train_mean, train_std = channel_stats([source.pixels for source in training])
             mean, std = mean or train_mean, std or train_std
         super().__init__(image_size=image_size, in_chans=3, mean=mean, std=std, **kwargs)
 
@@ -234,7 +328,14 @@ class NEONTreesDataModule(DetectionDataModule):
             tiles = DetectionDataset(
                 images=torch.cat([t.tiles for t in tiled]), targets=[tgt for t in tiled for tgt in t.targets]
             )
-            self.data[split] = EightOrientations(tiles) if split == "train" and self.flip_rotate else tiles
+            if split == "train" and self.train_views == "random":
+                sources = [self._read(name) for name in self.splits[split]]
+                self.data[split] = RandomViews(
+                    sources, self.image_size, 8 * len(tiles), min_visible=self.min_visible, scale=self.view_scale,
+                    color=self.color_jitter, orientations=self.flip_rotate,
+                )  # fmt: skip
+            else:
+                self.data[split] = EightOrientations(tiles) if split == "train" and self.flip_rotate else tiles
 
 
 def check_splits(splits: dict[str, list[str]]) -> None:
