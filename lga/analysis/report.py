@@ -7,7 +7,7 @@
 Per cell (dataset x backbone x attention x any other override the jobs differ in): mean, sd and
 95% interval over the seeds that finished ``ok``. By default every cell is compared with the
 baseline block (``none``) on the same dataset, backbone and other overrides, all in one Holm family,
-at the metric's default margin (the paper's claimed effect); ``--comparisons`` declares families
+at the metric's default margin (from the paper's claims); ``--comparisons`` declares families
 and margins instead (the format: ``conf/comparisons/classification.yaml``). Every comparison goes
 through :mod:`lga.analysis.stats`, as in the study, with the same verdicts. Jobs that did not learn
 or diverged count as their cell's failures; the others that did not finish are listed; the report
@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dir")
     parser.add_argument("--metric", choices=METRIC_COLUMNS, help="default: test_top1, or test_map50 for detection")
     parser.add_argument("--baseline", default=BASELINE, help="the attention every cell is compared with by default")
-    parser.add_argument("--margin", type=float, help="the smallest difference that matters, in points (default: "
-                        "the paper's claimed effect for the metric, e.g. 0.1 top-1, 0.5 mAP50)")  # fmt: skip
+    parser.add_argument("--margin", type=float, help="the smallest difference that matters, in points (default "
+                        "from the paper's claims: 0.1 top-1, its claimed gain; 0.5 mAP50, half its TinyPerson "
+                        "gain)")  # fmt: skip
     parser.add_argument("--comparisons", type=Path, help="a declaration file of families and margins (YAML)")
     args = parser.parse_args(argv)
     try:
