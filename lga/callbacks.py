@@ -30,7 +30,7 @@ class Diverged(RuntimeError):
 
 class EpochSeed(Callback):
     """Reseed at every epoch start from (seed, optimizer steps so far): the global RNGs
-    (dropout) and the training sampler's order (if it has ``reseed``).
+    (dropout), and the training sampler's order and dataset's draws (those that have ``reseed``).
 
     Randomness then does not depend on what ran before, so a run resumed from a
     checkpoint ends exactly where an uninterrupted one does. ``global_step`` is what
@@ -44,9 +44,10 @@ class EpochSeed(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch_seed = self.seed * 100_003 + trainer.global_step + 1
         seed_everything(epoch_seed, workers=True, verbose=False)
-        sampler = getattr(trainer.train_dataloader, "sampler", None)
-        if hasattr(sampler, "reseed"):
-            sampler.reseed(epoch_seed)
+        for part in ("sampler", "dataset"):  # a seeded order (SeededShuffleSampler), seeded views (RandomViews)
+            drawn = getattr(trainer.train_dataloader, part, None)
+            if hasattr(drawn, "reseed"):
+                drawn.reseed(epoch_seed)
 
 
 class StopOnSignal(Callback):

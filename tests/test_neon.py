@@ -7,17 +7,21 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from lga.callbacks import EpochSeed
 from lga.data import DatasetFileError, NEONTreesDataModule
+from lga.data.classification import SeededShuffleSampler
 from lga.data.neon import (
     DEFAULT_SPLITS,
     NEON_IMAGES,
     RandomViews,
     SourceImage,
     check_splits,
+    keep_visible,
     orient,
     read_source,
     tile_image,
@@ -149,7 +153,7 @@ def test_random_views_move_boxes_with_their_pixels():
     views = RandomViews([_one_box_source([250, 270, 330, 310])], 200, 64, scale=1.5, color=0.0)
     checked = dropped = 0
     for seed in range(64):
-        torch.manual_seed(seed)
+        views.reseed(seed)
         image, target = views[0]
         assert image.shape == (3, 200, 200) and image.dtype == torch.uint8
         white = (image[0] > 127).nonzero()
@@ -163,19 +167,33 @@ def test_random_views_move_boxes_with_their_pixels():
     assert checked > 10 and dropped > 5  # both cases were drawn
 
 
-def test_random_views_are_a_function_of_the_generator_state():
-    """Reseeding torch's generator replays the views (so a resumed run sees the same epoch); another seed
-    draws other views."""
+def test_a_random_view_is_a_function_of_the_epoch_seed_and_its_index_alone():
+    """The same (seed, index) gives the same view whatever torch's global generator did in between (a model's
+    dropout, another block); another index or seed gives another view. EpochSeed reseeds the dataset."""
     views = RandomViews([_source([[10, 10, 40, 40]], height=300, width=300)], 100, 8)
-    torch.manual_seed(3)
+    views.reseed(3)
+    torch.manual_seed(0)
     first = [views[i] for i in range(4)]
-    torch.manual_seed(3)
+    torch.manual_seed(1)
+    torch.rand(1000)
     again = [views[i] for i in range(4)]
-    torch.manual_seed(4)
-    other = views[0]
     for (a, ta), (b, tb) in zip(first, again):
         assert torch.equal(a, b) and torch.equal(ta["boxes"], tb["boxes"])
-    assert not torch.equal(first[0][0], other[0])
+    assert not torch.equal(first[0][0], first[1][0])
+    views.reseed(4)
+    assert not torch.equal(first[0][0], views[0][0])
+
+    loader = SimpleNamespace(sampler=SeededShuffleSampler(8), dataset=views)
+    EpochSeed(seed=2).on_train_epoch_start(SimpleNamespace(global_step=10, train_dataloader=loader), None)
+    assert views.seed == loader.sampler.seed == 2 * 100_003 + 11
+
+
+def test_keep_visible_keeps_a_box_more_than_half_inside_the_window():
+    """Boxes 40%, 50% and 60% inside a window: only the last is kept, clipped and moved to the window's origin."""
+    window = torch.tensor([100.0, 100.0, 200.0, 200.0])
+    boxes = torch.tensor([[94.0, 120, 104, 130], [95.0, 120, 105, 130], [96.0, 120, 106, 130]])
+    kept, index = keep_visible(boxes, window, 0.5)
+    assert index.tolist() == [2] and kept.tolist() == [[0.0, 20.0, 6.0, 30.0]]
 
 
 def test_random_views_need_images_that_hold_the_largest_window(neon_root):
@@ -186,6 +204,8 @@ def test_random_views_need_images_that_hold_the_largest_window(neon_root):
         )  # fmt: skip
     with pytest.raises(ValueError, match="train_views must be one of tiles, random"):
         NEONTreesDataModule(name="neon_trees", files_dir=str(neon_root), train_views="crops")
+    with pytest.raises(ValueError, match="set dataset.num_workers=0"):
+        NEONTreesDataModule(name="neon_trees", files_dir=str(neon_root), train_views="random", num_workers=2)
     dm = NEONTreesDataModule(name="neon_trees", files_dir=str(neon_root), train_views="random")
     dm.setup()
     assert isinstance(dm.data["train"], RandomViews) and len(dm.data["train"]) == 8 * 42

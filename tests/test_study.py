@@ -182,6 +182,12 @@ def test_a_declaration_that_does_not_parse_names_its_file(tmp_path):
     comparison = declared.comparisons[0]
     assert (comparison.dataset, comparison.treated, comparison.baseline) == ("fashion", ("lga [x=1]", "none"),
                                                                               ("lga", "none"))  # fmt: skip
+    with pytest.raises(
+        SystemExit, match=r"family f: unknown keys \['first-seed'\]; valid: about, compare, exploratory"
+    ):
+        _declare(tmp_path, "families:\n  f:\n    first-seed: 3\n    compare:\n      - fashion: lga vs none\n")
+    with pytest.raises(SystemExit, match="first_seed must be a seed number .0 or more., got -2"):
+        _declare(tmp_path, "families:\n  f:\n    first_seed: -2\n    compare:\n      - fashion: lga vs none\n")
 
 
 COMMITTED = REPO_ROOT / "experiments" / "study"

@@ -23,6 +23,7 @@ from .paper import DEFAULT_MARGINS, METRIC_NAMES
 from .stats import COLUMNS, compare, judge
 
 COMPARISONS_DIR = REPO_ROOT / "conf" / "comparisons"
+FAMILY_KEYS = {"about", "compare", "exploratory", "first_seed"}
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,15 @@ def load_declarations(path: str | Path) -> Declarations:
         families, comparisons = {}, []
         for name, family in (spec.get("families") or {}).items():
             families[name] = str(family.get("about", ""))
+            unknown = sorted(set(family) - FAMILY_KEYS)
+            if unknown:
+                raise ValueError(f"family {name}: unknown keys {unknown}; valid: {', '.join(sorted(FAMILY_KEYS))}")
             exploratory = bool(family.get("exploratory", False))
             first_seed = family.get("first_seed")
-            if first_seed is not None and (isinstance(first_seed, bool) or not isinstance(first_seed, int)):
-                raise ValueError(f"family {name}: first_seed must be a seed number, got {first_seed!r}")
+            if first_seed is not None and (
+                isinstance(first_seed, bool) or not isinstance(first_seed, int) or first_seed < 0
+            ):
+                raise ValueError(f"family {name}: first_seed must be a seed number (0 or more), got {first_seed!r}")
             comparisons += [parse_comparison(e, name, exploratory, first_seed) for e in family.get("compare") or []]
     except (OSError, yaml.YAMLError, ValueError, AttributeError, TypeError) as error:
         raise SystemExit(f"error: {source}: {error}") from None

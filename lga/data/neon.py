@@ -187,9 +187,12 @@ class RandomViews(Dataset):
     clipped, when more than ``min_visible`` of it is in the window.
 
     Unlike fixed tiles, a crown is never seen twice at the same place, size and light, which is what a
-    detector trained from scratch on a few hundred crowns memorises otherwise. Draws come from torch's
-    global generator, which lga reseeds from (seed, step) every epoch (lga.callbacks.EpochSeed): a resumed
-    run sees the views an uninterrupted one does (with ``num_workers`` 0, the default).
+    detector trained from scratch on a few hundred crowns memorises otherwise. View i of an epoch is drawn
+    from a private generator seeded by (epoch seed, i), and lga reseeds every epoch (lga.callbacks.EpochSeed
+    calls :meth:`reseed` with a seed from the run's seed and step): a resumed run sees the views an
+    uninterrupted one does, and every attention block of a seed sees the same views, whatever the model
+    draws from torch's global generator. Windows lie inside the image, so crowns at its edges are seen
+    a little less often than the rest.
     """
 
     def __init__(
@@ -201,17 +204,22 @@ class RandomViews(Dataset):
         self.min_visible, self.scale, self.color, self.orientations = min_visible, scale, color, orientations
         # a view lands in an image with a chance in proportion to its area
         self.weights = torch.tensor([float(s.pixels.shape[1] * s.pixels.shape[2]) for s in self.sources])
+        self.seed = 0
+
+    def reseed(self, seed: int) -> None:
+        self.seed = seed
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        source = self.sources[int(torch.multinomial(self.weights, 1))]
+        draw = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
+        source = self.sources[int(torch.multinomial(self.weights, 1, generator=draw))]
         height, width = source.pixels.shape[1:]
         log_scale = math.log(self.scale)
-        side = round(self.image_size * math.exp((2 * float(torch.rand(())) - 1) * log_scale))
-        left = int(torch.randint(0, width - side + 1, ()))
-        top = int(torch.randint(0, height - side + 1, ()))
+        side = round(self.image_size * math.exp((2 * float(torch.rand((), generator=draw)) - 1) * log_scale))
+        left = int(torch.randint(0, width - side + 1, (), generator=draw))
+        top = int(torch.randint(0, height - side + 1, (), generator=draw))
         pixels = source.pixels[:, top : top + side, left : left + side]
         window = torch.tensor([left, top, left + side, top + side], dtype=torch.float32)
         boxes, keep = keep_visible(source.boxes, window, self.min_visible)
@@ -220,11 +228,11 @@ class RandomViews(Dataset):
             pixels = resized[0].round().clamp(0, 255).to(torch.uint8)
             boxes = boxes * (self.image_size / side)
         if self.orientations:
-            pixels, boxes = orient(pixels, boxes, int(torch.randint(0, 8, ())))
+            pixels, boxes = orient(pixels, boxes, int(torch.randint(0, 8, (), generator=draw)))
         if self.color:
             low, high = 1 - self.color, 1 + self.color
             for adjust in (TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation):
-                pixels = adjust(pixels, float(torch.empty(()).uniform_(low, high)))
+                pixels = adjust(pixels, float(torch.empty(()).uniform_(low, high, generator=draw)))
         return pixels, {"boxes": boxes, "labels": source.labels[keep]}
 
 
@@ -306,6 +314,11 @@ class NEONTreesDataModule(DetectionDataModule):
         self.class_names = ["Tree"] if single_class else list(SOURCE_LABELS)
         if train_views not in TRAIN_VIEWS:
             raise ValueError(f"train_views must be one of {', '.join(TRAIN_VIEWS)}, got {train_views!r}")
+        if train_views == "random" and kwargs.get("num_workers", 0):
+            # a worker holds a copy of the dataset, which the epoch's reseed would not reach
+            raise ValueError(
+                "dataset.train_views=random draws its views in the main process: set dataset.num_workers=0"
+            )
         self.min_visible, self.flip_rotate = min_visible, flip_rotate
         self.train_views, self.view_scale, self.color_jitter = train_views, view_scale, color_jitter
         if mean is None or std is None or train_views == "random":
