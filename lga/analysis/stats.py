@@ -14,8 +14,9 @@ initialisation and options), so what a seed does to both cancels. Everything is 
   paired t-test would detect with 80% power at this n, and the seeds the margin (or the observed
   difference) would need; planning numbers, as uncertain as an sd from a few seeds;
 - Holm's correction (statsmodels ``multipletests``) over every test of a declared family: the paired t and
-  both one-sided tests of each comparison, so that the family-wise error rate holds over all the verdict
-  words of the family, not only within one kind of test. A declared comparison without a test (no records
+  both one-sided tests of each comparison, so that the family-wise error rate holds over all the nulls
+  the family tests (no difference, better by m, worse by m), not only within one kind of test. It is
+  conservative: the three nulls of one comparison cannot all be true. A declared comparison without a test (no records
   yet) counts as a test that did not reject (p = 1), so a family's correction does not shrink while it
   waits for data. Equivalence (TOST) holds when both one-sided tests reject (intersection-union): its
   Holm p is the larger of theirs.

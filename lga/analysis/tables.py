@@ -156,8 +156,8 @@ interval that excludes 0 can go with a verdict other than better / worse). Only 
 learned enter; runs that did not learn are a failure rate of their cell, listed below. A verdict answers
 a declared comparison (see `Declared comparisons`), with Holm's correction over every test of its family
 at once (the paired t-test and both one-sided tests of each comparison, so the family-wise error rate
-holds over all its verdict words; a declared comparison without records counts as a test that did not
-reject):
+holds over every null the family tests; a declared comparison without records counts as a test that did
+not reject):
 
 - **better** / **worse**: the two-sided paired t-test rejects no difference (Holm p < {ALPHA});
 - else **equivalent within ±m**: both one-sided tests reject (TOST), a difference of m or more either way;
