@@ -136,10 +136,16 @@ def test_the_comparison_reports_the_power_at_its_own_sd():
 def test_too_few_seeds_or_no_spread_gives_no_p_rather_than_a_crash(treated, baseline, n):
     result = compare(treated, baseline, margin=0.1)
     assert result["n"] == n
-    assert all(result[k] is None for k in ("p_t", "p_sign_flip", "p_tost", "p_not_better", "p_not_worse", "ci_low"))
+    assert all(result[k] is None for k in ("p_t", "p_tost", "p_not_better", "p_not_worse", "ci_low"))
     assert result["diff"] == (None if n == 0 else pytest.approx(1.0))
     verdict = judge(pd.DataFrame([{**result, "family": "f"}]))
     assert verdict.verdict[0] == "" and verdict.reason[0].startswith("no test")
+    if n < 2:
+        assert result["p_sign_flip"] is None
+    else:  # equal non-zero differences: no t-test, but the sign-flip test needs no spread (all 2^n flips)
+        assert result["p_sign_flip"] == pytest.approx(_brute_force_one_sided([1.0] * n, "greater") * 2)
+        assert verdict.reason[0] == "no test: every pair differs by +1.00 (sd 0), where a t-test is undefined; " \
+                                    "raw sign-flip p 0.25"  # fmt: skip
 
 
 def test_holm_matches_the_textbook_and_statsmodels():
@@ -211,10 +217,13 @@ def test_every_verdict_word_and_its_reason(word, differences):
         "not worse by 0.1": ["p_sign_flip_not_worse"],
         "equivalent within ±0.1": ["p_sign_flip_not_better", "p_sign_flip_not_worse"], "inconclusive": [],
     }[word]  # fmt: skip
-    worst = max((result[t] for t in backing), default=0.0)
-    assert row.robustness == (f"fragile: sign-flip p {p_text(worst)}" if worst >= 0.05 else "")
+    # ... Holm-corrected over the family's sign-flip tests, as the t-tests are over theirs
+    sign_flip = ["p_sign_flip", "p_sign_flip_not_better", "p_sign_flip_not_worse"]
+    adjusted = dict(zip(sign_flip, multipletests([result[t] for t in sign_flip], method="holm")[1]))
+    worst = max((adjusted[t] for t in backing), default=0.0)
+    assert row.robustness == (f"fragile: sign-flip Holm p {p_text(worst)}" if worst >= 0.05 else "")
     if word in ("better", "worse"):
-        assert row.robustness == "fragile: sign-flip p 0.0625"
+        assert row.robustness.startswith("fragile: sign-flip Holm p")
 
 
 def test_holm_runs_over_every_test_of_a_family_at_once():
@@ -235,6 +244,12 @@ def test_holm_runs_over_every_test_of_a_family_at_once():
     got_b = [judged.at[i, f"{t}_holm"] for i in (1, 2, 3) for t in tests]
     assert got_b == pytest.approx(list(family_b))
     assert judged.verdict[3] != "better" and "over 9 tests in family b" in judged.reason[3]
+    # the sign-flip twins get the same correction, apart from the t-tests
+    sign_flip = ["p_sign_flip", "p_sign_flip_not_better", "p_sign_flip_not_worse"]
+    flips_b = multipletests(
+        [getattr(r, t) for r in frame.itertuples() if r.family == "b" for t in sign_flip], method="holm"
+    )
+    assert [judged.at[i, f"{t}_holm"] for i in (1, 2, 3) for t in sign_flip] == pytest.approx(list(flips_b[1]))
     # equivalence (TOST) holds when both one-sided tests reject: its Holm p is the larger of theirs
     for i in range(4):
         assert judged.p_tost_holm[i] == max(judged.p_not_better_holm[i], judged.p_not_worse_holm[i])

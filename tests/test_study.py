@@ -1,5 +1,6 @@
 """The study: records per job, skipping what is recorded, and the report built from the records."""
 
+import csv
 import itertools
 import json
 import shutil
@@ -12,7 +13,9 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from lga.analysis.comparisons import load_declarations
+from lga.analysis.results import sweep_rows
 from lga.analysis.study import distinct_metrics, write_study_report
+from lga.analysis.sweep import write_summary
 from lga.config import REPO_ROOT
 
 
@@ -243,8 +246,26 @@ def test_a_metric_equal_to_another_in_every_job_gets_no_table_of_its_own():
         ["test_map50", "test_map"],
         {"test_map_small": "test_map"},
     )
+    rows[2]["test_map_small"] *= 1 + 2e-7  # computed apart, equal to float32's precision: still the same metric
+    assert distinct_metrics(rows, ["test_map50", "test_map", "test_map_small"])[1] == {"test_map_small": "test_map"}
     rows[1]["test_map_small"] = 24.0  # one job with a larger object: the metric says something again
     assert distinct_metrics(rows, ["test_map50", "test_map", "test_map_small"])[1] == {}
+
+
+def test_metrics_reach_the_tests_unrounded_and_are_rounded_only_where_shown(tmp_path):
+    """92.6134 stays 92.6134 in the rows the tests read (it was rounded to 92.61 per job once); a top-1 of
+    0.9261 logged as float32 (0.9261000156...) reads as 92.61, so equal counts make equal pairs. The sweep
+    summary's Markdown shows 2 decimals, its CSV the value."""
+    sweep = tmp_path / "sweep"
+    _record(sweep, "none", 0, 92.6134)
+    _record(sweep, "lga", 0, 100 * float(np.float32(0.9261)))
+    rows = {r["attention"]: r for r in sweep_rows(sweep)}
+    assert rows["none"]["test_top1"] == pytest.approx(92.6134, abs=1e-9)
+    assert rows["lga"]["test_top1"] == pytest.approx(92.61, abs=1e-12)
+    write_summary(sweep)
+    assert _row((sweep / "summary.md").read_text(), "| jobs/fashion-paper-none-s0 |")[5] == "92.61"
+    summary = {r["attention"]: r for r in csv.DictReader((sweep / "summary.csv").open())}
+    assert summary["none"]["test_top1"] == "92.6134" and summary["lga"]["test_top1"] == "92.61"
 
 
 def test_the_change_of_an_effect_with_the_setting_is_a_paired_difference_in_differences(tmp_path):
@@ -335,3 +356,34 @@ def test_a_family_declared_on_later_seeds_is_tested_on_those_seeds_only():
     assert later["n"] == len(seeds) < table.loc[("primary", "lga vs none")]["n"]
     assert later["p_t"] == pytest.approx(test.pvalue, rel=1e-4)
     assert "tests in family primary_new_seeds" in later["reason"]
+
+
+def test_a_later_seeds_family_pairs_a_difference_of_differences_on_its_seeds_only(tmp_path):
+    """`first_seed: 2` on `A - B vs C - D`: the per-seed differences are paired over seeds 2-4 only (scipy's
+    paired t on them), while the same comparison in a family without first_seed pairs all five seeds."""
+    study = tmp_path / "classification"
+    cells = {
+        ("none", ""): [90.1, 90.5, 89.9, 90.3, 90.2],
+        ("lga", ""): [89.8, 90.1, 89.7, 90.0, 90.1],
+        ("none", "dataset.image_size=64"): [91.0, 91.4, 90.7, 91.1, 90.9],
+        ("lga", "dataset.image_size=64"): [91.3, 91.5, 91.2, 91.0, 91.4],
+    }
+    for (attention, variant), values in cells.items():
+        for seed, value in enumerate(values):
+            _record(study, attention, seed, value, variant=variant)
+    name = "lga [dataset.image_size=64] - none [dataset.image_size=64] vs lga - none"
+    declared = _declare(tmp_path, f"margins: {{test_top1: 0.1}}\nfamilies:\n  all_seeds:\n    about: every seed\n"
+                        f"    compare:\n      - 'fashion: {name}'\n  later:\n    about: seeds 2 and up\n"
+                        f"    first_seed: 2\n    compare:\n      - 'fashion: {name}'\n")  # fmt: skip
+    write_study_report(study, declarations=declared)
+    markdown = (tmp_path / "classification.md").read_text()
+    at_64 = np.subtract(cells[("lga", "dataset.image_size=64")], cells[("none", "dataset.image_size=64")])
+    at_main = np.subtract(cells[("lga", "")], cells[("none", "")])
+    for family, seeds in (("all_seeds", slice(None)), ("later", slice(2, None))):
+        test = stats.ttest_rel(at_64[seeds], at_main[seeds])
+        row = _row(markdown, f"| {family} | fashion | {name} |")
+        assert row[3] == str(len(at_64[seeds]))
+        assert row[4] == f"{(at_64 - at_main)[seeds].mean():+.2f} [{test.confidence_interval(0.95).low:+.2f}, " \
+                         f"{test.confidence_interval(0.95).high:+.2f}]"  # fmt: skip
+        assert f"over 3 tests in family {family}" in row[6]  # one comparison: its paired t and two one-sided tests
+        assert _row(_tests(markdown), f"| {family} | fashion | {name} |")[3] == f"{test.pvalue:.3g}"

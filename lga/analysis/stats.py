@@ -6,8 +6,9 @@ initialisation and options), so what a seed does to both cancels. Everything is 
 - the mean difference, its 95% t interval and the two-sided paired t-test (scipy ``ttest_rel``);
 - the sign-flip permutation test (scipy ``permutation_test``), exact over all 2^n sign vectors up to 16
   pairs (drawn beyond): it assumes no normality, and its smallest two-sided p is 2 / 2^n (0.0625 at 5
-  seeds, 0.25 at 3), so a verdict it cannot back is flagged fragile; for the one-sided verdicts it runs
-  one-sided on the differences shifted by the margin;
+  seeds, 0.25 at 3); for the one-sided verdicts it runs one-sided on the differences shifted by the
+  margin. Corrected by Holm over the same family as the t-tests, a verdict it does not back is flagged
+  fragile: the verdict then rests on the t-test's normality;
 - equivalence within ±margin (TOST, statsmodels ``ttost_paired``) and its two one-sided halves:
   not better by the margin (H0: the treated cell is better by m or more) and not worse by it;
 - power (statsmodels ``TTestPower``) at the observed sd of the differences: the smallest difference a
@@ -44,7 +45,8 @@ SIGN_FLIP_RESAMPLES = 2**16
 # (H0: worse by m or more); Holm runs over the FAMILY_TESTS of every comparison of a family (TOST follows)
 TESTS = ("p_t", "p_tost", "p_not_better", "p_not_worse")
 FAMILY_TESTS = ("p_t", "p_not_better", "p_not_worse")
-# exact sign-flip tests: two-sided against no difference, and one-sided against each margin
+# exact sign-flip tests: two-sided against no difference, and one-sided against each margin (the
+# distribution-free twins of FAMILY_TESTS, corrected over the family in the same way)
 SIGN_FLIP = ("p_sign_flip", "p_sign_flip_not_better", "p_sign_flip_not_worse")
 COLUMNS = [
     "n", "diff", "sd", "ci_low", "ci_high", *TESTS, *SIGN_FLIP, "margin", "mde", "seeds_for_margin",
@@ -107,7 +109,8 @@ def compare(
     treated: Mapping[Any, float], baseline: Mapping[Any, float], margin: float, higher_is_better: bool = True
 ) -> dict[str, Any]:
     """Treated minus baseline over the seeds both have: :data:`COLUMNS`. Under 2 pairs, or when every
-    pair differs by the same amount (sd 0), the tests are undefined: their p stays ``None``."""
+    pair differs by the same amount (sd 0), the t-tests are undefined: their p stays ``None`` (the
+    sign-flip tests are there from 2 pairs)."""
     seeds = sorted(set(treated) & set(baseline))
     t = np.array([treated[s] for s in seeds], dtype=float)
     b = np.array([baseline[s] for s in seeds], dtype=float)
@@ -120,19 +123,22 @@ def compare(
     out["diff"] = float(diffs.mean())
     if len(seeds) < 2:
         return out
+    better = 1 if higher_is_better else -1  # the direction of "better by m": +m, or -m for lower-is-better
+    more, less = ("greater", "less") if higher_is_better else ("less", "greater")
+    # the sign-flip tests need no spread: n equal non-zero differences still reach p = 2 / 2^n
+    out.update(
+        p_sign_flip=sign_flip_p(t, b),
+        p_sign_flip_not_better=sign_flip_p(t, b, better * margin, less),
+        p_sign_flip_not_worse=sign_flip_p(t, b, -better * margin, more),
+    )  # fmt: skip
     out["sd"] = float(diffs.std(ddof=1))
     if out["sd"] < 1e-9:
         out["sd"] = 0.0
         return out
     test = stats.ttest_rel(t, b)
     interval = test.confidence_interval(1 - ALPHA)
-    better = 1 if higher_is_better else -1  # the direction of "better by m": +m, or -m for lower-is-better
-    more, less = ("greater", "less") if higher_is_better else ("less", "greater")
     out.update(
         ci_low=float(interval.low), ci_high=float(interval.high), p_t=float(test.pvalue),
-        p_sign_flip=sign_flip_p(t, b),
-        p_sign_flip_not_better=sign_flip_p(t, b, better * margin, less),
-        p_sign_flip_not_worse=sign_flip_p(t, b, -better * margin, more),
         p_tost=float(ttost_paired(t, b, -margin, margin)[0]),
         p_not_better=float(stats.ttest_rel(t, b + better * margin, alternative=less).pvalue),
         p_not_worse=float(stats.ttest_rel(t, b - better * margin, alternative=more).pvalue),
@@ -164,22 +170,24 @@ def verdict(row: Mapping[str, Any], family: str, size: int, higher_is_better: bo
     both one-sided tests reject a difference of m or more (TOST); not better by m / not worse by m when
     one of them does; inconclusive otherwise, with the seeds that would settle it. ``size``: the tests
     Holm ran over in the family. A verdict that its exact sign-flip test (two-sided for better / worse,
-    one-sided against the margin for the others) does not back at p < 0.05 is flagged fragile.
+    one-sided against the margin for the others), Holm-corrected over the same family
+    (``<test>_holm``), does not back at p < 0.05 is flagged fragile.
     """
     row = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
     m, n = f"{row['margin']:g}", int(row["n"])
     if row.get("p_t_holm") is None:
-        why = {0: "no paired seeds (a cell has no run that learned, or none yet)", 1: "1 paired seed"}.get(
-            n, "no spread in the pairs"
-        )
+        if n >= 2 and row.get("sd") == 0:
+            return "", (f"no test: every pair differs by {row['diff']:+.2f} (sd 0), where a t-test is undefined; "
+                        f"raw sign-flip p {p_text(row['p_sign_flip'])}"), ""  # fmt: skip
+        why = {0: "no paired seeds (a cell has no run that learned, or none yet)", 1: "1 paired seed"}.get(n)
         return "", f"no test: {why}", ""
 
     def why(test: str, label: str) -> str:
         return f"{label}, Holm p {p_text(row[test + '_holm'])} over {size} tests in family {family}"
 
     def fragile(*tests: str) -> str:
-        worst = max(row[t] for t in tests)
-        return f"fragile: sign-flip p {p_text(worst)}" if worst >= ALPHA else ""
+        worst = max(row[f"{t}_holm"] for t in tests)
+        return f"fragile: sign-flip Holm p {p_text(worst)}" if worst >= ALPHA else ""
 
     if row["p_t_holm"] < ALPHA:
         gained = row["diff"] > 0 if higher_is_better else row["diff"] < 0
@@ -201,29 +209,31 @@ def verdict(row: Mapping[str, Any], family: str, size: int, higher_is_better: bo
 
 def judge(comparisons: pd.DataFrame, by: Sequence[str] = ("family",), higher_is_better: bool = True) -> pd.DataFrame:
     """``comparisons`` (rows of :func:`compare` plus ``family`` and the columns in ``by``) with
-    ``<test>_holm`` for each of :data:`TESTS`, and ``verdict``, ``reason``, ``robustness``. Holm runs over
-    the :data:`FAMILY_TESTS` of every comparison in a group of ``by`` at once (a comparison without a
-    test counts as p = 1); TOST's Holm p is the larger of its two one-sided tests'. Rows with a true
-    ``exploratory`` column are no family's: raw p only, no verdict word."""
+    ``<test>_holm`` for each of :data:`TESTS` and :data:`SIGN_FLIP`, and ``verdict``, ``reason``,
+    ``robustness``. Holm runs over the :data:`FAMILY_TESTS` of every comparison in a group of ``by`` at
+    once (a comparison without a test counts as p = 1), and separately over their sign-flip twins in the
+    same way; TOST's Holm p is the larger of its two one-sided tests'. Rows with a true ``exploratory``
+    column are no family's: raw p only, no verdict word."""
     out = comparisons.copy()
     exploratory = out["exploratory"].astype(bool) if "exploratory" in out else pd.Series(False, index=out.index)
-    for test in TESTS:
+    for test in (*TESTS, *SIGN_FLIP):
         out[f"{test}_holm"] = pd.Series([None] * len(out), index=out.index, dtype=object)
     out["verdict"], out["reason"], out["robustness"] = "", "exploratory: raw p, no verdict", ""
     declared = out[~exploratory]
     for _, group in declared.groupby(list(by), sort=False):
-        cells = [(index, test) for index in group.index for test in FAMILY_TESTS]
-        raw = [out.at[index, test] for index, test in cells]
-        tested = [p is not None and not pd.isna(p) for p in raw]
-        adjusted = holm([p if ok else 1.0 for p, ok in zip(raw, tested)])
-        for (index, test), p, ok in zip(cells, adjusted, tested):
-            out.at[index, f"{test}_holm"] = p if ok else None
+        for tests in (FAMILY_TESTS, SIGN_FLIP):
+            cells = [(index, test) for index in group.index for test in tests]
+            raw = [out.at[index, test] for index, test in cells]
+            tested = [p is not None and not pd.isna(p) for p in raw]
+            adjusted = holm([p if ok else 1.0 for p, ok in zip(raw, tested)])
+            for (index, test), p, ok in zip(cells, adjusted, tested):
+                out.at[index, f"{test}_holm"] = p if ok else None
         for index in group.index:
             halves = [out.at[index, f"{test}_holm"] for test in ("p_not_better", "p_not_worse")]
             out.at[index, "p_tost_holm"] = None if None in halves else max(halves)
         for index in group.index:
             row = out.loc[index].to_dict()
             out.loc[index, ["verdict", "reason", "robustness"]] = verdict(
-                row, row["family"], len(cells), higher_is_better
+                row, row["family"], len(FAMILY_TESTS) * len(group), higher_is_better
             )
     return out

@@ -22,6 +22,7 @@ rewrites the same bytes.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -73,14 +74,19 @@ def task_of(rows: list[dict[str, Any]]) -> str:
     return "detection" if {r["task"] for r in rows} == {"detection"} else "classification"
 
 
+def _same_value(a: float | None, b: float | None) -> bool:
+    return a == b or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-6))
+
+
 def distinct_metrics(rows: list[dict[str, Any]], metrics: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     """The metrics that say something of their own, and metric -> the earlier metric it equals in every
-    finished job (mAP_small is mAP where every object is small): one table each, not two of one number."""
+    finished job (mAP_small is mAP where every object is small): one table each, not two of one number.
+    Equal to float32's precision: the two are computed apart and can differ in the last bits."""
     ok = [r for r in rows if r["status"] == "ok"]
     kept: list[str] = []
     repeats: dict[str, str] = {}
     for metric in metrics:
-        same = next((k for k in kept if all(r.get(metric) == r.get(k) for r in ok)), None)
+        same = next((k for k in kept if all(_same_value(r.get(metric), r.get(k)) for r in ok)), None)
         if same is None:
             kept.append(metric)
         else:
@@ -198,7 +204,8 @@ HEADLINE_START, HEADLINE_END = "<!-- study headline: python -m lga.study --readm
 
 def headline_markdown(root: Path, link: str = ".") -> str:
     """The verdict README shows: each study's primary comparisons on its headline metric, one line each
-    with the verdict and its test, and the verdict count of its other declared families; the full
+    with the verdict and its test, and the verdict counts of each other declared family (a family that
+    repeats the primary questions on later seeds is one of them, named); the full
     tables are in each study's report (``link``: ``root`` as the reader reaches it)."""
     lines = []
     for study_dir in studies(root):
@@ -213,11 +220,16 @@ def headline_markdown(root: Path, link: str = ".") -> str:
                 f"  - {r['dataset']} {r['comparison']}: {tables.difference(r)} points over {tables.count(r['n'])} "
                 f"seeds, **{r['verdict']}** ({r['reason']}{fragile})"
             )
-        others = comparisons[comparisons.family != "primary"].verdict.value_counts()
-        counted = ", ".join(f"{n} {verdict or 'without paired seeds yet'}" for verdict, n in sorted(others.items()))
+        others = comparisons[comparisons.family != "primary"]
+        words = others.verdict.where(others.verdict != "", "without paired seeds yet")
+        words = words + others.robustness.map(lambda r: " (fragile)" if r else "")
+        counted = "; ".join(
+            f"{family} {', '.join(f'{n} {word}' for word, n in sorted(group.value_counts().items()))}"
+            for family, group in words.groupby(others.family, sort=False)
+        )
         failed = [r for r in labelled(rows) if r["status"] in FAILED_TO_TRAIN]
         not_learned = f" {len(failed)} run(s) did not learn, left out as failures." if failed else ""
-        lines.append(f"  - other declared comparisons: {counted}.{not_learned}")
+        lines.append(f"  - the other declared families: {counted}.{not_learned}")
     return "\n".join(lines)
 
 

@@ -13,20 +13,27 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from ..utils import csv_text, markdown_table, write_atomic
-from .results import columns, job_dirs, sweep_rows
+from .results import DISPLAY_DIGITS, columns, job_dirs, sweep_rows
 from .wandb_compare import log_summary_run
 
 log = logging.getLogger(__name__)
 
 
 def to_markdown(rows: list[dict[str, Any]]) -> str:
+    """The summary for people: metrics to 2 decimals, cost to its own (:data:`DISPLAY_DIGITS`)."""
     cols = columns(rows)
-    return markdown_table(cols, ([r[c] for c in cols] for r in rows)) + "\n"
+
+    def shown(column: str, value: Any) -> Any:
+        digits = DISPLAY_DIGITS.get(column)
+        return f"{value:.{digits}f}" if digits is not None and isinstance(value, float) else value
+
+    return markdown_table(cols, ([shown(c, r[c]) for c in cols] for r in rows)) + "\n"
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
+    """The summary for programs: raw values, floats to 10 significant digits (no float noise like 92.61000000000001)."""
     cols = columns(rows)
-    return csv_text(({c: r[c] for c in cols} for r in rows), cols)
+    return csv_text(({c: float(f"{r[c]:.10g}") if isinstance(r[c], float) else r[c] for c in cols} for r in rows), cols)
 
 
 def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:

@@ -165,8 +165,11 @@ not reject):
 - else **inconclusive**, with the seeds a paired t-test would need to detect m with {POWER:.0%} power.
 
 `robustness`: a verdict whose exact sign-flip test (no normality assumed; two-sided against 0 for better /
-worse, one-sided against the margin for the others) gives p >= {ALPHA} is **fragile**; with n seeds that
-test cannot go below 2/2^n two-sided (0.25 at 3 seeds, 0.0625 at 5) or 1/2^n one-sided (0.125 at 3). The
+worse, one-sided against the margin for the others), Holm-corrected over its family like the t-tests, gives
+p >= {ALPHA} is **fragile**: it rests on the t-test's normality. With n seeds that test cannot go below 2/2^n
+two-sided (0.25 at 3 seeds, 0.0625 at 5, 0.0156 at 7) or 1/2^n one-sided before the correction, and Holm
+multiplies the smallest p of a family of k tests by k: a better / worse verdict can be robust only from
+log2(2k / {ALPHA}) seeds up (8 seeds for 6 tests, 10 for 21). The
 power table says what each comparison could have seen: the smallest true difference a paired t-test detects
 with {POWER:.0%} power at its seeds and observed sd (a planning figure, as rough as an sd from a few seeds).
 Exploratory comparisons (pairs no family declared) show raw p and no verdict word."""
