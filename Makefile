@@ -103,7 +103,7 @@ study-convergence:
 	$(STUDY_CLS) attention=none,lga,lga_released seed=0,1,2 dataset.augment=pad_crop_flip trainer.max_epochs=30
 
 # real small objects (dataset=neon_trees, from `make install`): none, LGA and the baselines, 3 seeds; not part
-# of `make study` yet: the default split trains on sparse labels (experiments/neon_pilots/README.md)
+# of `make study` yet: its epochs wait for a pilot at the current split (experiments/neon_pilots/README.md)
 study-neon:
 	$(PYTHON) run.py -m experiment=study_neon
 

@@ -82,6 +82,12 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
+def csv_value(value: Any) -> Any:
+    """A value as a CSV of results holds it: floats to 10 significant digits, which keeps every digit a
+    float32 metric has and drops float noise (92.61, not 92.61000000000001)."""
+    return float(f"{value:.10g}") if isinstance(value, float) else value
+
+
 def csv_text(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     """``rows`` (dicts keyed by ``columns``) as CSV text with a header line."""
     out = io.StringIO()

@@ -81,7 +81,8 @@ def test_a_box_goes_to_the_tile_holding_most_of_it_clipped_or_is_dropped():
 
 def test_real_images_tile_with_every_box_once_but_one(neon_root):
     """At 400 px every box is in exactly the one grid tile that holds more than half of it, but for one crown of
-    the training image, which tile borders cut into parts of at most half its area (checked box by box here)."""
+    the larger Yellowstone crop (the test image), which tile borders cut into parts of at most half its area
+    (checked box by box here)."""
     dropped = {}
     for name in NEON_IMAGES:
         source = read_source(neon_root, name, ["Tree"])

@@ -145,7 +145,7 @@ def test_too_few_seeds_or_no_spread_gives_no_p_rather_than_a_crash(treated, base
     else:  # equal non-zero differences: no t-test, but the sign-flip test needs no spread (all 2^n flips)
         assert result["p_sign_flip"] == pytest.approx(_brute_force_one_sided([1.0] * n, "greater") * 2)
         assert verdict.reason[0] == "no test: every pair differs by +1.00 (sd 0), where a t-test is undefined; " \
-                                    "raw sign-flip p 0.25"  # fmt: skip
+                                    "sign-flip p 0.25, Holm p 0.5"  # fmt: skip
 
 
 def test_holm_matches_the_textbook_and_statsmodels():
@@ -211,7 +211,8 @@ def test_every_verdict_word_and_its_reason(word, differences):
     else:
         assert row.reason.startswith(test) and row.reason.endswith("over 3 tests in family primary")
     # the sign-flip test that backs each word: two-sided for better / worse (five seeds all one way reach
-    # 0.0625 at best, so those are always fragile), one-sided against the margin for the others
+    # 0.0625 at best, 0.125 after Holm over 3 tests, so those are always fragile), one-sided against the
+    # margin for the others
     backing = {
         "better": ["p_sign_flip"], "worse": ["p_sign_flip"], "not better by 0.1": ["p_sign_flip_not_better"],
         "not worse by 0.1": ["p_sign_flip_not_worse"],
@@ -275,3 +276,26 @@ def test_an_exploratory_comparison_gets_raw_p_and_no_verdict():
     judged = judge(pd.DataFrame([{**result, "family": "after", "exploratory": True}]))
     assert judged.verdict[0] == "" and judged.reason[0] == "exploratory: raw p, no verdict"
     assert judged.p_t_holm[0] is None and judged.p_t[0] == pytest.approx(result["p_t"])
+
+
+def test_the_corrected_sign_flip_test_decides_robust_or_fragile():
+    """8 pairs all one way: alone in a family (3 tests) the exact sign-flip tests, brute-forced and
+    Holm-corrected by statsmodels, back `better` (no flag); beside 5 comparisons that went nowhere (18
+    tests) the same raw p no longer clears Holm, and `better` (still the t-test's word) is fragile."""
+    differences = [1.0, 1.1, 0.9, 1.05, 0.95, 1.02, 0.98, 1.03]
+    strong = compare(*_pairs(differences, base=[90.0] * 8), margin=0.1)
+    raw = [2 * _brute_force_one_sided(differences, "greater"), _brute_force_one_sided(np.subtract(differences, 0.1),
+           "less"), _brute_force_one_sided(np.add(differences, 0.1), "greater")]  # fmt: skip
+    assert [strong[t] for t in ("p_sign_flip", "p_sign_flip_not_better", "p_sign_flip_not_worse")] == pytest.approx(raw)
+    alone = judge(pd.DataFrame([{**strong, "family": "a"}])).iloc[0]
+    assert alone.verdict == "better" and alone.robustness == ""
+    assert alone.p_sign_flip_holm == pytest.approx(multipletests(raw, method="holm")[1][0])
+    assert alone.p_sign_flip_holm < 0.05
+
+    rng = np.random.default_rng(3)
+    noise = [compare(*_pairs(rng.normal(0, 0.5, 8), base=[90.0] * 8), margin=0.1) for _ in range(5)]
+    crowded = judge(pd.DataFrame([{**strong, "family": "b"}, *({**n, "family": "b"} for n in noise)])).iloc[0]
+    flips = [r[t] for r in (strong, *noise) for t in ("p_sign_flip", "p_sign_flip_not_better", "p_sign_flip_not_worse")]
+    corrected = multipletests(flips, method="holm")[1][0]
+    assert strong["p_sign_flip"] < 0.05 <= corrected
+    assert crowded.verdict == "better" and crowded.robustness == f"fragile: sign-flip Holm p {p_text(corrected)}"

@@ -195,6 +195,31 @@ def test_a_declaration_that_does_not_parse_names_its_file(tmp_path):
         _declare(tmp_path, "families:\n  f:\n    first-seed: 3\n    compare:\n      - fashion: lga vs none\n")
     with pytest.raises(SystemExit, match="first_seed must be a seed number .0 or more., got -2"):
         _declare(tmp_path, "families:\n  f:\n    first_seed: -2\n    compare:\n      - fashion: lga vs none\n")
+    with pytest.raises(SystemExit, match=r"unknown keys \['margin'\]; valid: families, margins, metrics"):
+        _declare(tmp_path, "margin: {test_top1: 0.1}\n")
+    with pytest.raises(SystemExit, match=r"metrics: unknown \['test_mAR'\]; valid: test_top1, .*test_mar100"):
+        _declare(tmp_path, "metrics: [test_mAR]\n")
+
+
+def test_declared_metrics_choose_what_the_verdicts_are_on(tmp_path):
+    """`metrics: [test_top5]` in a declaration: the report's verdicts are on top-5 (scipy's paired t on it),
+    not on the task's top-1."""
+    study = tmp_path / "classification"
+    top5 = {"none": [98.1, 98.4, 98.0], "lga": [98.6, 98.9, 98.3]}
+    for attention, values in top5.items():
+        for seed, value in enumerate(values):
+            _record(study, attention, seed, 90.0)
+            record = study / "jobs" / f"fashion-paper-{attention}-s{seed}" / "result.json"
+            saved = json.loads(record.read_text())
+            saved["metrics"]["test/top5"] = value / 100
+            record.write_text(json.dumps(saved))
+    declared = _declare(tmp_path, "metrics: [test_top5]\nmargins: {test_top5: 0.1}\nfamilies:\n  primary:\n"
+                        "    about: the claim\n    compare:\n      - fashion: lga vs none\n")  # fmt: skip
+    write_study_report(study, declarations=declared)
+    table = pd.read_csv(study / "comparisons.csv")
+    assert list(table.metric) == ["test_top5"]
+    assert table.p_t[0] == pytest.approx(stats.ttest_rel(top5["lga"], top5["none"]).pvalue, rel=1e-5)
+    assert "test top-5 (%)" in (tmp_path / "classification.md").read_text()
 
 
 COMMITTED = REPO_ROOT / "experiments" / "study"

@@ -2,8 +2,9 @@
 
     python experiments/neon_pilots/annotation_density.py      # reads data/neon_trees (make install)
 
-The large Yellowstone crop, the default training image, has half the crowns per pixel of the other
-Yellowstone crop (same site and flight): many of its visible crowns carry no box.
+The larger Yellowstone crop has half the crowns per pixel of the smaller one (same site and flight):
+many of its visible crowns carry no box. It was the first split's training image; it is now the test
+image, and the densely boxed smaller crop is trained on.
 """
 
 import sys

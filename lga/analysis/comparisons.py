@@ -24,6 +24,7 @@ from .stats import COLUMNS, compare, judge
 
 COMPARISONS_DIR = REPO_ROOT / "conf" / "comparisons"
 FAMILY_KEYS = {"about", "compare", "exploratory", "first_seed"}
+TOP_KEYS = {"margins", "families", "metrics"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Declarations:
     families: dict[str, str]  # name -> what it asks
     comparisons: tuple[Comparison, ...]
     source: str  # where they were declared, as a reader finds it
+    metrics: tuple[str, ...] = ()  # the metrics the verdicts are on, headline first; none: the task's
 
     def margin(self, metric: str) -> float:
         """The declared margin of ``metric``, else its default (:data:`lga.analysis.paper.DEFAULT_MARGINS`)."""
@@ -83,6 +85,13 @@ def load_declarations(path: str | Path) -> Declarations:
     source = str(path.resolve().relative_to(REPO_ROOT)) if path.resolve().is_relative_to(REPO_ROOT) else path.name
     try:
         spec = yaml.safe_load(path.read_text()) or {}
+        unknown = sorted(set(spec) - TOP_KEYS)
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}; valid: {', '.join(sorted(TOP_KEYS))}")
+        metrics = tuple(str(m) for m in spec.get("metrics") or ())
+        wrong = [m for m in metrics if m not in METRIC_NAMES]
+        if wrong:
+            raise ValueError(f"metrics: unknown {wrong}; valid: {', '.join(METRIC_NAMES)}")
         margins = {str(k): float(v) for k, v in (spec.get("margins") or {}).items()}
         families, comparisons = {}, []
         for name, family in (spec.get("families") or {}).items():
@@ -99,7 +108,7 @@ def load_declarations(path: str | Path) -> Declarations:
             comparisons += [parse_comparison(e, name, exploratory, first_seed) for e in family.get("compare") or []]
     except (OSError, yaml.YAMLError, ValueError, AttributeError, TypeError) as error:
         raise SystemExit(f"error: {source}: {error}") from None
-    return Declarations(margins, families, tuple(comparisons), source)
+    return Declarations(margins, families, tuple(comparisons), source, metrics)
 
 
 def without_attention_options(variant: str) -> str:

@@ -63,8 +63,9 @@ def read_result(job_dir: str | Path) -> RunRecord:
 
 def _percent(value: float | None) -> float | None:
     """A metric in percent, not rounded (the tests run on it; rounding each job before averaging moved a
-    mean by up to 0.005). Metrics are logged as float32: the shortest decimal that reads back as the same
-    float32 is the metric's value (top-1 0.9261, not 0.9261000156402588, so equal counts give equal pairs).
+    mean by up to 0.005). Metrics are logged as float32, read here as the shortest decimal that gives the
+    same float32: a test top-1 of 9261 / 10000 reads 92.61, not 92.61000156..., so equal differences in
+    counts are equal differences here; any other metric moves by less than one float32 step.
     COCO's mAP is -1 for a size class without objects: no value rather than a number."""
     return None if value is None or value < 0 else 100 * float(str(np.float32(value)))
 

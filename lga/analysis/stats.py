@@ -8,7 +8,7 @@ initialisation and options), so what a seed does to both cancels. Everything is 
   pairs (drawn beyond): it assumes no normality, and its smallest two-sided p is 2 / 2^n (0.0625 at 5
   seeds, 0.25 at 3); for the one-sided verdicts it runs one-sided on the differences shifted by the
   margin. Corrected by Holm over the same family as the t-tests, a verdict it does not back is flagged
-  fragile: the verdict then rests on the t-test's normality;
+  fragile: the verdict then rests on the t-test alone (at few seeds, because of the test's floor);
 - equivalence within ±margin (TOST, statsmodels ``ttost_paired``) and its two one-sided halves:
   not better by the margin (H0: the treated cell is better by m or more) and not worse by it;
 - power (statsmodels ``TTestPower``) at the observed sd of the differences: the smallest difference a
@@ -75,8 +75,8 @@ def sign_flip_p(
 ) -> float:
     """p of the paired sign-flip test on the mean of (treated - baseline - ``shift``) (exact up to 16 pairs):
     two-sided against 0, or one-sided (``alternative`` "less" / "greater": the mean is below / above
-    ``shift``). The differences are rounded to 1e-9 first: metrics kept to 2 decimals give exact ties
-    (+0.10 and -0.10), which float noise would otherwise break."""
+    ``shift``). The differences are rounded to 1e-9 first: counts over a fixed test set give exact ties
+    (+0.10 and -0.10 top-1 points), which float noise would otherwise break."""
     differences = np.round(np.asarray(treated, float) - np.asarray(baseline, float) - shift, 9)
     result = stats.permutation_test(
         (differences, np.zeros_like(differences)),
@@ -117,8 +117,8 @@ def compare(
     out: dict[str, Any] = {**dict.fromkeys(COLUMNS), "n": len(seeds), "margin": margin}
     if not seeds:
         return out
-    # metrics kept to a few decimals give equal differences that float noise would make unequal (sd 1e-15,
-    # p 1e-27): rounded as in sign_flip_p, equal pairs have sd 0 and no test
+    # equal counts give equal differences that float noise would make unequal (sd 1e-15, p 1e-27): rounded
+    # as in sign_flip_p, equal pairs have sd 0 and no t-test
     diffs = np.round(t - b, 9)
     out["diff"] = float(diffs.mean())
     if len(seeds) < 2:
@@ -177,9 +177,13 @@ def verdict(row: Mapping[str, Any], family: str, size: int, higher_is_better: bo
     m, n = f"{row['margin']:g}", int(row["n"])
     if row.get("p_t_holm") is None:
         if n >= 2 and row.get("sd") == 0:
+            holm = row.get("p_sign_flip_holm")
+            flip = p_text(row["p_sign_flip"]) + (f", Holm p {p_text(holm)}" if holm is not None else "")
             return "", (f"no test: every pair differs by {row['diff']:+.2f} (sd 0), where a t-test is undefined; "
-                        f"raw sign-flip p {p_text(row['p_sign_flip'])}"), ""  # fmt: skip
-        why = {0: "no paired seeds (a cell has no run that learned, or none yet)", 1: "1 paired seed"}.get(n)
+                        f"sign-flip p {flip}"), ""  # fmt: skip
+        why = {0: "no paired seeds (a cell has no run that learned, or none yet)", 1: "1 paired seed"}.get(
+            n, "no t-test"
+        )
         return "", f"no test: {why}", ""
 
     def why(test: str, label: str) -> str:
@@ -211,8 +215,9 @@ def judge(comparisons: pd.DataFrame, by: Sequence[str] = ("family",), higher_is_
     """``comparisons`` (rows of :func:`compare` plus ``family`` and the columns in ``by``) with
     ``<test>_holm`` for each of :data:`TESTS` and :data:`SIGN_FLIP`, and ``verdict``, ``reason``,
     ``robustness``. Holm runs over the :data:`FAMILY_TESTS` of every comparison in a group of ``by`` at
-    once (a comparison without a test counts as p = 1), and separately over their sign-flip twins in the
-    same way; TOST's Holm p is the larger of its two one-sided tests'. Rows with a true ``exploratory``
+    once (a comparison without a test counts as p = 1), and separately over their sign-flip twins (where a
+    comparison whose differences are all equal has a p, though no t-test); TOST's Holm p is the larger of
+    its two one-sided tests'. Rows with a true ``exploratory``
     column are no family's: raw p only, no verdict word."""
     out = comparisons.copy()
     exploratory = out["exploratory"].astype(bool) if "exploratory" in out else pd.Series(False, index=out.index)

@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..utils import REPO_ROOT, LGAError, csv_text, write_atomic
+from ..utils import REPO_ROOT, LGAError, csv_text, csv_value, write_atomic
 from . import figures, tables
 from .cells import BASELINE, FAILED_TO_TRAIN, cell_table, cell_values, labelled
 from .comparisons import Declarations, declarations_for, declarations_markdown, evaluate
@@ -161,10 +161,10 @@ def write_study_report(
     columns = summary_columns(rows)
     if "variant" not in columns:  # kept even where every job shares it: what the study ran is in the CSV
         columns.insert(columns.index("seed") + 1, "variant")
-    write_atomic(out["csv"], csv_text(({c: r[c] for c in columns} for r in rows), columns))
+    write_atomic(out["csv"], csv_text(({c: csv_value(r[c]) for c in columns} for r in rows), columns))
     task = task_of(rows)
-    metrics, repeats = distinct_metrics(rows, METRICS[task])
     declarations = declarations or declarations_for(name, rows)
+    metrics, repeats = distinct_metrics(rows, declarations.metrics or METRICS[task])
     comparisons = evaluate(rows, declarations, metrics)
     write_atomic(out["comparisons"], tables.frame_csv(comparisons))
     lines = [
@@ -210,8 +210,9 @@ def headline_markdown(root: Path, link: str = ".") -> str:
     lines = []
     for study_dir in studies(root):
         rows = sweep_rows(study_dir)
-        metric = distinct_metrics(rows, METRICS[task_of(rows)])[0][0]
-        comparisons = tables.declared(evaluate(rows, declarations_for(study_dir.name, rows), [metric]))
+        declarations = declarations_for(study_dir.name, rows)
+        metric = distinct_metrics(rows, declarations.metrics or METRICS[task_of(rows)])[0][0]
+        comparisons = tables.declared(evaluate(rows, declarations, [metric]))
         report = f"{link}/{study_dir.name}.md"
         lines.append(f"- **{study_dir.name}** ({METRIC_NAMES[metric]}, [report]({report})):")
         for _, r in comparisons[comparisons.family == "primary"].iterrows():
@@ -221,7 +222,8 @@ def headline_markdown(root: Path, link: str = ".") -> str:
                 f"seeds, **{r['verdict']}** ({r['reason']}{fragile})"
             )
         others = comparisons[comparisons.family != "primary"]
-        words = others.verdict.where(others.verdict != "", "without paired seeds yet")
+        untested = others.n.map(lambda n: f"untested ({int(n)} paired seed{'s' * (n != 1)})")
+        words = others.verdict.where(others.verdict != "", untested)
         words = words + others.robustness.map(lambda r: " (fragile)" if r else "")
         counted = "; ".join(
             f"{family} {', '.join(f'{n} {word}' for word, n in sorted(group.value_counts().items()))}"

@@ -12,7 +12,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from ..utils import csv_text, markdown_table, write_atomic
+from ..utils import csv_text, csv_value, markdown_table, write_atomic
 from .results import DISPLAY_DIGITS, columns, job_dirs, sweep_rows
 from .wandb_compare import log_summary_run
 
@@ -31,9 +31,9 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
-    """The summary for programs: raw values, floats to 10 significant digits (no float noise like 92.61000000000001)."""
+    """The summary for programs: raw values (:func:`lga.utils.csv_value`)."""
     cols = columns(rows)
-    return csv_text(({c: float(f"{r[c]:.10g}") if isinstance(r[c], float) else r[c] for c in cols} for r in rows), cols)
+    return csv_text(({c: csv_value(r[c]) for c in cols} for r in rows), cols)
 
 
 def write_summary(sweep_dir: str | Path) -> list[dict[str, Any]]:

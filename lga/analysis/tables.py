@@ -152,6 +152,11 @@ def failures_markdown(rows: list[dict[str, Any]], metric: str) -> list[str]:
     return lines
 
 
+def _robust_from(tests: int) -> int:
+    """The fewest seeds at which k / 2^n, the least Holm p a family of k sign-flip tests can give, is under ALPHA."""
+    return math.floor(math.log2(tests / ALPHA)) + 1
+
+
 METHODS = f"""\
 Each comparison is paired by seed: seed s of one cell against seed s of the other (same data order,
 initialisation and options), over the seeds both finished; `difference` is the mean of the paired
@@ -168,12 +173,14 @@ not reject):
 - else **not better by m** / **not worse by m**: one one-sided t-test rejects a gain (a loss) of m or more;
 - else **inconclusive**, with the seeds a paired t-test would need to detect m with {POWER:.0%} power.
 
-`robustness`: a verdict whose exact sign-flip test (no normality assumed; two-sided against 0 for better /
-worse, one-sided against the margin for the others), Holm-corrected over its family like the t-tests, gives
-p >= {ALPHA} is **fragile**: it rests on the t-test's normality. With n seeds that test cannot go below 2/2^n
-two-sided (0.25 at 3 seeds, 0.0625 at 5, 0.0156 at 7) or 1/2^n one-sided before the correction, and Holm
-multiplies the smallest p of a family of k tests by k: a better / worse verdict can be robust only from
-log2(2k / {ALPHA}) seeds up (8 seeds for 6 tests, 10 for 21). The
+`robustness`: a verdict whose exact sign-flip test (no normality assumed, a symmetric distribution of the
+differences; two-sided against 0 for better / worse, one-sided against the margin for the others),
+Holm-corrected over its family like the t-tests, gives p >= {ALPHA} is **fragile**: it rests on the t-test
+alone. With n seeds that test cannot go below 2/2^n two-sided (0.25 at 3 seeds, 0.0625 at 5, 0.0156 at 7)
+or 1/2^n one-sided, and Holm's adjusted p is at least k times the smallest p of a family of k tests: no
+verdict of a family can be robust below log2(k / {ALPHA}) seeds ({_robust_from(3)} for 3 tests,
+{_robust_from(6)} for 6, {_robust_from(21)} for 21), and a better / worse verdict usually needs one more.
+Below that, fragile reports the number of seeds, not evidence against the t-test. The
 power table says what each comparison could have seen: the smallest true difference a paired t-test detects
 with {POWER:.0%} power at its seeds and observed sd (a planning figure, as rough as an sd from a few seeds).
 Exploratory comparisons (pairs no family declared) show raw p and no verdict word."""
