@@ -217,8 +217,8 @@ def judge(comparisons: pd.DataFrame, by: Sequence[str] = ("family",), higher_is_
     ``robustness``. Holm runs over the :data:`FAMILY_TESTS` of every comparison in a group of ``by`` at
     once (a comparison without a test counts as p = 1), and separately over their sign-flip twins (where a
     comparison whose differences are all equal has a p, though no t-test); TOST's Holm p is the larger of
-    its two one-sided tests'. Rows with a true ``exploratory``
-    column are no family's: raw p only, no verdict word."""
+    its two one-sided tests'. Rows with a true ``exploratory`` column are no family's: raw p only, no
+    verdict word."""
     out = comparisons.copy()
     exploratory = out["exploratory"].astype(bool) if "exploratory" in out else pd.Series(False, index=out.index)
     for test in (*TESTS, *SIGN_FLIP):

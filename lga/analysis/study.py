@@ -205,8 +205,8 @@ HEADLINE_START, HEADLINE_END = "<!-- study headline: python -m lga.study --readm
 def headline_markdown(root: Path, link: str = ".") -> str:
     """The verdict README shows: each study's primary comparisons on its headline metric, one line each
     with the verdict and its test, and the verdict counts of each other declared family (a family that
-    repeats the primary questions on later seeds is one of them, named); the full
-    tables are in each study's report (``link``: ``root`` as the reader reaches it)."""
+    repeats the primary questions on later seeds is one of them, named); the full tables are in each
+    study's report (``link``: ``root`` as the reader reaches it)."""
     lines = []
     for study_dir in studies(root):
         rows = sweep_rows(study_dir)
