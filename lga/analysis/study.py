@@ -217,10 +217,9 @@ def headline_markdown(root: Path, link: str = ".") -> str:
         lines.append(f"- **{study_dir.name}** ({METRIC_NAMES[metric]}, [report]({report})):")
         for _, r in comparisons[comparisons.family == "primary"].iterrows():
             fragile = f"; {r['robustness']}" if r["robustness"] else ""
-            lines.append(
-                f"  - {r['dataset']} {r['comparison']}: {tables.difference(r)} points over {tables.count(r['n'])} "
-                f"seeds, **{r['verdict']}** ({r['reason']}{fragile})"
-            )
+            measured = f"{tables.difference(r)} points over {tables.count(r['n'])} seed(s), " if r["n"] else ""
+            word = f"**{r['verdict']}**" if r["verdict"] else "untested"
+            lines.append(f"  - {r['dataset']} {r['comparison']}: {measured}{word} ({r['reason']}{fragile})")
         others = comparisons[comparisons.family != "primary"]
         untested = others.n.map(lambda n: f"untested ({int(n)} paired seed{'s' * (n != 1)})")
         words = others.verdict.where(others.verdict != "", untested)
