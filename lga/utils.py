@@ -82,10 +82,10 @@ def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def csv_value(value: Any) -> Any:
-    """A value as a CSV of results holds it: floats to 10 significant digits, which keeps every digit a
-    float32 metric has and drops float noise (92.61, not 92.61000000000001)."""
-    return float(f"{value:.10g}") if isinstance(value, float) else value
+def csv_value(value: Any, digits: int = 10) -> Any:
+    """A value as a CSV of results holds it: floats to ``digits`` significant digits. The default 10 keeps
+    every digit a float32 metric has and drops float noise (92.61, not 92.61000000000001)."""
+    return float(f"{value:.{digits}g}") if isinstance(value, float) else value
 
 
 def csv_text(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:

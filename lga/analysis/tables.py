@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..utils import csv_text, markdown_table
+from ..utils import csv_text, csv_value, markdown_table
 from .cells import FAILED_TO_TRAIN, labelled
 from .paper import METRIC_NAMES
 from .stats import ALPHA, POWER, SIGN_FLIP, p_text
@@ -53,7 +53,7 @@ def frame_csv(frame: pd.DataFrame) -> str:
             return ""
         if column in integers:
             return int(value)
-        return float(f"{value:.6g}") if isinstance(value, float) else value
+        return csv_value(value, digits=6)
 
     rows = [{c: cell(c, v) for c, v in row.items()} for row in frame.to_dict("records")]
     return csv_text(rows, list(frame.columns))
