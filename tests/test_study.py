@@ -244,6 +244,7 @@ def test_the_readme_headline_is_the_committed_study():
     readme = (REPO_ROOT / "README.md").read_text()
     block = readme.split(HEADLINE_START, 1)[1].split(HEADLINE_END, 1)[0].strip()
     assert block == headline_markdown(COMMITTED, "experiments/study"), "run python -m lga.study --readme"
+    assert len(block.splitlines()) <= 12, "the README's verdict is a short one; the reports hold the rest"
 
 
 def test_the_text_against_the_released_code_is_paired_by_seed_and_matches_scipy(tmp_path):
