@@ -60,8 +60,8 @@ lint:
 test:
 	$(PYTHON) -m pytest -n 2 --dist loadfile
 
-# CI's command: the slow tests too, on the same two workers (one file per worker), so that CI stays well
-# inside its 90 minutes (serially it took 2595-4416 s on CI's machines)
+# CI's command: the slow tests too, on the same two workers (one file per worker), for headroom under CI's
+# 90 minutes (serially CI took 2595-4416 s)
 test-all:
 	$(PYTHON) -m pytest -m "" -n 2 --dist loadfile
 

@@ -205,8 +205,8 @@ HEADLINE_START, HEADLINE_END = "<!-- study headline: python -m lga.study --readm
 def headline_markdown(root: Path, link: str = ".") -> str:
     """The verdict README shows: per study one line with the verdict counts of each other declared family (a
     family that repeats the primary questions on later seeds is one of them, named), then one line per primary
-    comparison on the headline metric with its verdict and test; 11 lines for the three studies (the issue's
-    limit is 12). The full tables are in each study's report (``link``: ``root`` as the reader reaches it)."""
+    comparison on the headline metric with its verdict and test (tests/test_study.py holds the README's block
+    to 12 lines). The full tables are in each study's report (``link``: ``root`` as the reader reaches it)."""
     lines = []
     for study_dir in studies(root):
         rows = sweep_rows(study_dir)
@@ -214,7 +214,7 @@ def headline_markdown(root: Path, link: str = ".") -> str:
         metric = distinct_metrics(rows, declarations.metrics or METRICS[task_of(rows)])[0][0]
         comparisons = tables.declared(evaluate(rows, declarations, [metric]))
         others = comparisons[comparisons.family != "primary"]
-        untested = others.n.map(lambda n: f"untested ({int(n)} paired seed{'s' * (n != 1)})")
+        untested = others.n.fillna(0).map(lambda n: f"untested ({int(n)} paired seed{'s' * (n != 1)})")
         words = others.verdict.where(others.verdict != "", untested)
         words = words + others.robustness.map(lambda r: " (fragile)" if r else "")
         counted = "; ".join(
@@ -223,14 +223,14 @@ def headline_markdown(root: Path, link: str = ".") -> str:
         )
         failed = [r for r in labelled(rows) if r["status"] in FAILED_TO_TRAIN]
         not_learned = f" {len(failed)} run(s) did not learn, left out as failures." if failed else ""
-        report = f"{link}/{study_dir.name}.md"
-        lines.append(
-            f"- **{study_dir.name}** ({METRIC_NAMES[metric]}, [report]({report})), the primary comparisons below; "
-            f"the other declared families: {counted}.{not_learned}"
-        )
-        for _, r in comparisons[comparisons.family == "primary"].iterrows():
+        primary = comparisons[comparisons.family == "primary"]
+        heading = [f"- **{study_dir.name}** ({METRIC_NAMES[metric]}, [report]({link}/{study_dir.name}.md))"]
+        heading += ["the primary comparisons below"] if len(primary) else []
+        heading += [f"the other declared families: {counted}"] if counted else []
+        lines.append(", ".join(heading[:2]) + "".join(f"; {h}" for h in heading[2:]) + f".{not_learned}")
+        for _, r in primary.iterrows():
             fragile = f"; {r['robustness']}" if r["robustness"] else ""
-            measured = f"{tables.difference(r)} points over {tables.count(r['n'])} seed(s), " if r["n"] else ""
+            measured = f"{tables.difference(r)} points over {tables.count(r['n'])} seed(s), " if r["n"] > 0 else ""
             word = f"**{r['verdict']}**" if r["verdict"] else "untested"
             lines.append(f"  - {r['dataset']} {r['comparison']}: {measured}{word} ({r['reason']}{fragile})")
     return "\n".join(lines)
