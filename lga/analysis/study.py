@@ -224,10 +224,12 @@ def headline_markdown(root: Path, link: str = ".") -> str:
         failed = [r for r in labelled(rows) if r["status"] in FAILED_TO_TRAIN]
         not_learned = f" {len(failed)} run(s) did not learn, left out as failures." if failed else ""
         primary = comparisons[comparisons.family == "primary"]
-        heading = [f"- **{study_dir.name}** ({METRIC_NAMES[metric]}, [report]({link}/{study_dir.name}.md))"]
-        heading += ["the primary comparisons below"] if len(primary) else []
-        heading += [f"the other declared families: {counted}"] if counted else []
-        lines.append(", ".join(heading[:2]) + "".join(f"; {h}" for h in heading[2:]) + f".{not_learned}")
+        heading = f"- **{study_dir.name}** ({METRIC_NAMES[metric]}, [report]({link}/{study_dir.name}.md))"
+        if len(primary):
+            heading += ", the primary comparisons below"
+        if counted:
+            heading += f"; the other declared families: {counted}"
+        lines.append(f"{heading}.{not_learned}")
         for _, r in primary.iterrows():
             fragile = f"; {r['robustness']}" if r["robustness"] else ""
             measured = f"{tables.difference(r)} points over {tables.count(r['n'])} seed(s), " if r["n"] > 0 else ""
