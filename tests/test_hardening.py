@@ -124,6 +124,37 @@ def test_two_searches_on_one_storage_share_its_trials(start_lga, tmp_path):
     assert f"best_value: {study.best_value}" in best
 
 
+def test_a_trial_that_ends_while_a_search_counts_still_takes_its_place(tmp_path, monkeypatch):
+    """The race behind a fifth trial of 4 (CI, stop 33): another process's trial ends (told COMPLETE, then its
+    lock released) between the count's two reads, here at the worst moment: as its lock is checked. Counted
+    with the states read first, it was neither running nor finished. A RUNNING trial nobody holds (a killed
+    run's) still gives its place back."""
+    import optuna
+
+    from hydra_plugins.lga_launcher.optuna_sweeper import SharedSearch
+    from lga.claims import FileLock
+
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    other_process = optuna.create_study(study_name="search", storage=storage)
+    ending, killed = other_process.ask(), other_process.ask()
+    ending_lock = FileLock(tmp_path / f"{ending.number}.lock")
+    ending_lock.acquire()
+    search = SharedSearch.__new__(SharedSearch)  # only what counting reads: the study and the trial locks
+    search.study, search.trial_locks = optuna.load_study(study_name="search", storage=storage), tmp_path
+    check = FileLock.held_elsewhere
+
+    def ends_as_it_is_checked(lock: FileLock) -> bool:
+        if lock.path == ending_lock.path and ending_lock._fd is not None:
+            other_process.tell(ending, 1.0)  # the order SharedSearch.run keeps: the result, then the lock
+            ending_lock.release()
+        return check(lock)
+
+    monkeypatch.setattr(FileLock, "held_elsewhere", ends_as_it_is_checked)
+    trials, counted = search._counted()
+    assert [t.number for t in trials] == [ending.number, killed.number]
+    assert counted == 1  # the trial that ended; not the killed run's
+
+
 # -- 5: interrupts in parallel sweeps -------------------------------------------------------------------------
 
 

@@ -161,17 +161,24 @@ class SharedSearch:
     def _trial_lock(self, number: int) -> FileLock:
         return FileLock(self.trial_locks / f"{number}.lock")
 
-    def _counted(self, trials: list[Any]) -> int:
-        """Trials that take a place in ``n_trials``: finished, or running in a live process."""
-        return sum(t.state in DONE or (t.state == TrialState.RUNNING and self._trial_lock(t.number).held_elsewhere())
-                   for t in trials)  # fmt: skip
+    def _counted(self) -> tuple[list[Any], int]:
+        """The study's trials, and how many take a place in ``n_trials``: finished, or running in a live process.
+
+        The locks are read before the states: a process records its trial's end before it releases the
+        trial's lock, so a trial still RUNNING after its lock was found free was left by a killed run. Read
+        the other way round, a trial that ends between the two reads counts as neither (a fifth trial of 4)."""
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        orphans = {t.number for t in running if not self._trial_lock(t.number).held_elsewhere()}
+        trials = self.study.get_trials(deepcopy=False)
+        return trials, sum(t.state in DONE or (t.state == TrialState.RUNNING and t.number not in orphans)
+                           for t in trials)  # fmt: skip
 
     def _claim(self, count: int) -> list[tuple[Any, FileLock]]:
         """Up to ``count`` new trials, each with its lock held, while the search has fewer than ``n_trials``."""
         self.search_lock.acquire()
         try:
-            trials = self.study.get_trials(deepcopy=False)
-            places = self.impl.n_trials - self._counted(trials)
+            trials, counted = self._counted()
+            places = self.impl.n_trials - counted
             if len(trials) != self.expected_trials:  # resumed, or another process asked: a fresh random stream
                 _reseed(self.impl.sampler, len(trials))
             claimed = []
