@@ -125,10 +125,10 @@ def test_two_searches_on_one_storage_share_its_trials(start_lga, tmp_path):
 
 
 def test_a_trial_that_ends_while_a_search_counts_still_takes_its_place(tmp_path, monkeypatch):
-    """The race behind a fifth trial of 4 (CI, stop 33): another process's trial ends (told COMPLETE, then its
-    lock released) between the count's two reads, here at the worst moment: as its lock is checked. Counted
-    with the states read first, it was neither running nor finished. A RUNNING trial nobody holds (a killed
-    run's) still gives its place back."""
+    """The race behind a fifth trial of 4 (two searches on one storage): another process's trial ends (told
+    COMPLETE, then its lock released) between the count's two reads, here at the worst moment: as its lock is
+    checked. Counted with the states read first, it was neither running nor finished. A RUNNING trial whose
+    lock file nobody holds (a killed run's) still gives its place back."""
     import optuna
 
     from hydra_plugins.lga_launcher.optuna_sweeper import SharedSearch
@@ -137,6 +137,7 @@ def test_a_trial_that_ends_while_a_search_counts_still_takes_its_place(tmp_path,
     storage = f"sqlite:///{tmp_path}/optuna.db"
     other_process = optuna.create_study(study_name="search", storage=storage)
     ending, killed = other_process.ask(), other_process.ask()
+    (tmp_path / f"{killed.number}.lock").write_text("pid 1 on a node that died\n")
     ending_lock = FileLock(tmp_path / f"{ending.number}.lock")
     ending_lock.acquire()
     search = SharedSearch.__new__(SharedSearch)  # only what counting reads: the study and the trial locks
@@ -150,9 +151,12 @@ def test_a_trial_that_ends_while_a_search_counts_still_takes_its_place(tmp_path,
         return check(lock)
 
     monkeypatch.setattr(FileLock, "held_elsewhere", ends_as_it_is_checked)
-    trials, counted = search._counted()
+    try:
+        trials, finished, running = search._places_taken()
+    finally:
+        ending_lock.release()
     assert [t.number for t in trials] == [ending.number, killed.number]
-    assert counted == 1  # the trial that ended; not the killed run's
+    assert (finished, running) == (1, 0)  # the trial that ended; the killed run's place is free
 
 
 # -- 5: interrupts in parallel sweeps -------------------------------------------------------------------------

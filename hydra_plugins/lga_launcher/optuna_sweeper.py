@@ -161,8 +161,9 @@ class SharedSearch:
     def _trial_lock(self, number: int) -> FileLock:
         return FileLock(self.trial_locks / f"{number}.lock")
 
-    def _counted(self) -> tuple[list[Any], int]:
-        """The study's trials, and how many take a place in ``n_trials``: finished, or running in a live process.
+    def _places_taken(self) -> tuple[list[Any], int, int]:
+        """The study's trials, how many finished, and how many run in a live process (together, the places of
+        ``n_trials`` taken). Called under the search lock, so no trial is asked meanwhile.
 
         The locks are read before the states: a process records its trial's end before it releases the
         trial's lock, so a trial still RUNNING after its lock was found free was left by a killed run. Read
@@ -170,15 +171,17 @@ class SharedSearch:
         running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         orphans = {t.number for t in running if not self._trial_lock(t.number).held_elsewhere()}
         trials = self.study.get_trials(deepcopy=False)
-        return trials, sum(t.state in DONE or (t.state == TrialState.RUNNING and t.number not in orphans)
-                           for t in trials)  # fmt: skip
+        finished = sum(t.state in DONE for t in trials)
+        alive = sum(t.state == TrialState.RUNNING and t.number not in orphans for t in trials)
+        return trials, finished, alive
 
     def _claim(self, count: int) -> list[tuple[Any, FileLock]]:
-        """Up to ``count`` new trials, each with its lock held, while the search has fewer than ``n_trials``."""
+        """Up to ``count`` new trials, each with its lock held, while the search has fewer than ``n_trials``.
+        Sets ``running_elsewhere``: the trials other processes ran as it counted."""
         self.search_lock.acquire()
         try:
-            trials, counted = self._counted()
-            places = self.impl.n_trials - counted
+            trials, finished, self.running_elsewhere = self._places_taken()
+            places = self.impl.n_trials - finished - self.running_elsewhere
             if len(trials) != self.expected_trials:  # resumed, or another process asked: a fresh random stream
                 _reseed(self.impl.sampler, len(trials))
             claimed = []
@@ -213,11 +216,16 @@ class SharedSearch:
                     ret.return_value  # JobReturn raises the job's own error
         self._write_results()
 
-    def _claim_after_others(self) -> list[tuple[Any, Any]]:
+    def _claim_after_others(self) -> list[tuple[Any, FileLock]]:
         """Once the other processes' trials end: the places a killed one left (its RUNNING trial no longer
-        counts), so the search still ends with its ``n_trials``."""
-        self._wait_for_others()
-        return self._claim(self.impl.n_jobs)
+        counts), so the search still ends with its ``n_trials``. Empty only when a count under the search
+        lock found every place finished: a trial another process claimed after the wait began (a killed
+        run's place, taken again) is waited for too."""
+        while True:
+            self._wait_for_others()
+            claimed = self._claim(self.impl.n_jobs)
+            if claimed or not self.running_elsewhere:
+                return claimed
 
     def _tell(self, trial: Any, ret: Any) -> Exception | None:
         """Record the trial's value in the study, or its failure (the job raised, or did not finish: None)."""
