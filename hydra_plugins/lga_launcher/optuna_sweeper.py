@@ -157,6 +157,7 @@ class SharedSearch:
         finally:
             self.search_lock.release()
         self.expected_trials = 0  # the trials this process knows of; another count means another writer
+        self.running_elsewhere = 0  # set by each _claim, under the search lock: what _claim_after_others waits on
 
     def _trial_lock(self, number: int) -> FileLock:
         return FileLock(self.trial_locks / f"{number}.lock")
