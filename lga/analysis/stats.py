@@ -168,7 +168,8 @@ def verdict(row: Mapping[str, Any], family: str, size: int, higher_is_better: bo
 
     In order: better / worse when the paired t-test rejects no difference; equivalent within ±m when
     both one-sided tests reject a difference of m or more (TOST); not better by m / not worse by m when
-    one of them does; inconclusive otherwise, with the seeds that would settle it. ``size``: the tests
+    one of them does; inconclusive otherwise, with the seeds a paired t-test would need to detect m (80%
+    power, at an unadjusted 5%: a floor, since Holm and TOST ask more). ``size``: the tests
     Holm ran over in the family. A verdict that its exact sign-flip test (two-sided for better / worse,
     one-sided against the margin for the others), Holm-corrected over the same family
     (``<test>_holm``), does not back at p < 0.05 is flagged fragile.
@@ -207,8 +208,9 @@ def verdict(row: Mapping[str, Any], family: str, size: int, higher_is_better: bo
         robustness = fragile(test.replace("p_", "p_sign_flip_", 1))
         return f"{word} by {m}", why(test, f"one-sided t ({hypothesis})"), robustness
     tests = f"paired t Holm p {p_text(row['p_t_holm'])}, TOST Holm p {p_text(row['p_tost_holm'])}"
-    settle = f"; {int(row['seeds_for_margin'])} seeds would settle ±{m}" if row["seeds_for_margin"] else ""
-    return "inconclusive", f"{tests}, over {size} tests in family {family}{settle}", ""
+    seeds = row["seeds_for_margin"]
+    needed = f"; {int(seeds)} seeds to detect ±{m} (80% power, before Holm)" if seeds else ""
+    return "inconclusive", f"{tests}, over {size} tests in family {family}{needed}", ""
 
 
 def judge(comparisons: pd.DataFrame, by: Sequence[str] = ("family",), higher_is_better: bool = True) -> pd.DataFrame:
